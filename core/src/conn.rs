@@ -9,8 +9,8 @@ use crate::http::chunked::{ChunkedDecoder, Step};
 use crate::http::head::{parse_head, HeadScanner};
 use crate::http::response::{encode_head, reason_phrase, DateCache, FramingField};
 use crate::http::{
-    ApiError, Limits, ProtocolError, ProtocolErrorKind as Kind, Request, RequestBody,
-    ResponseBody, ResponseHead, Version,
+    ApiError, Limits, ProtocolError, ProtocolErrorKind as Kind, Request, RequestBody, ResponseBody,
+    ResponseHead, Version,
 };
 use crate::time::Now;
 
@@ -215,8 +215,7 @@ impl Connection {
         match (&self.exchange, self.read) {
             (None, ReadState::Head(_)) => {
                 if !self.unread().is_empty() {
-                    self.events
-                        .push_back(Event::Error(Kind::Truncated.into()));
+                    self.events.push_back(Event::Error(Kind::Truncated.into()));
                 }
                 self.stop_reading();
                 self.closing = true;
@@ -226,13 +225,10 @@ impl Connection {
             {
                 self.fail(now, Kind::Truncated);
             }
-            // The request is complete (or buffered): it may still be
-            // answered, then the connection closes.
-            _ => {
-                if let Some(exchange) = &mut self.exchange {
-                    exchange.close_after = true;
-                }
-            }
+            // The request is complete (or buffered): it is answered, and so
+            // are complete requests pipelined behind it; the connection
+            // closes once none is left (see `finish_response`).
+            _ => {}
         }
     }
 
@@ -250,6 +246,11 @@ impl Connection {
             {
                 self.queue_output(now, b"HTTP/1.1 100 Continue\r\n\r\n");
             }
+        }
+        // A full buffer stops the peer; the idle clock restarts once reading
+        // makes room, or a peer the application held back would time out.
+        if self.unread().len() >= self.limits.input_buffer {
+            self.body_progress = now.mono;
         }
         let mut filled = 0;
         match &mut self.read {
@@ -306,19 +307,22 @@ impl Connection {
     /// Starts the response to the current request. The connection adds
     /// `Date` (from `now.wall`), the framing fields and `Connection`.
     pub fn send_response(&mut self, now: Now, head: ResponseHead) -> Result<(), ApiError> {
-        let body_complete =
-            matches!(self.read, ReadState::BodyDone) || self.body_fully_buffered();
+        let body_complete = matches!(self.read, ReadState::BodyDone) || self.body_fully_buffered();
+        // After the peer's EOF, the last buffered request gets the close.
+        let last_before_eof = self.peer_closed && !self.next_request_buffered();
         let exchange = self.exchange_awaiting_response()?;
         head.validate()?;
         let mut close = head.close || !exchange.keep_alive || exchange.close_after;
         // A body we have not received yet would be read as the next request.
-        close |= !body_complete;
+        close |= !body_complete || last_before_eof;
         let (framing, field, declared) = if head.forbids_body() {
             (OutFraming::NoBody, FramingField::None, None)
         } else {
             match head.body {
                 ResponseBody::Empty => (OutFraming::NoBody, FramingField::ContentLength(0), None),
-                ResponseBody::Length(n) => (OutFraming::Length, FramingField::ContentLength(n), Some(n)),
+                ResponseBody::Length(n) => {
+                    (OutFraming::Length, FramingField::ContentLength(n), Some(n))
+                }
                 ResponseBody::Streamed if exchange.version == Version::Http11 => {
                     (OutFraming::Chunked, FramingField::Chunked, None)
                 }
@@ -328,7 +332,11 @@ impl Connection {
                 }
             }
         };
-        let framing = if exchange.is_head { OutFraming::Discard } else { framing };
+        let framing = if exchange.is_head {
+            OutFraming::Discard
+        } else {
+            framing
+        };
         let connection = if close {
             Some("close")
         } else if exchange.version == Version::Http10 {
@@ -422,7 +430,13 @@ impl Connection {
             self.mark_output(now);
             self.output.extend_from_slice(b"0\r\n\r\n");
         }
-        if close || !self.discard_rest_of_body() {
+        let body_skipped = self.discard_rest_of_body();
+        if close || !body_skipped {
+            if self.peer_closed && body_skipped && !self.unread().is_empty() {
+                // After EOF, what follows the last complete request is the
+                // start of one that can never complete.
+                self.events.push_back(Event::Error(Kind::Truncated.into()));
+            }
             self.stop_reading();
             self.closing = true;
             return Ok(());
@@ -432,6 +446,12 @@ impl Connection {
         self.idle_since = now.mono;
         self.head_started = None;
         self.advance_head(now);
+        if self.peer_closed && self.exchange.is_none() && !self.closing {
+            // EOF came earlier and no request is left (the response to the
+            // last one already said close, so nothing partial is buffered).
+            self.stop_reading();
+            self.closing = true;
+        }
         Ok(())
     }
 
@@ -455,6 +475,11 @@ impl Connection {
         if self.output_start == self.output.len() {
             self.output.clear();
             self.output_start = 0;
+            // Between requests, the connection is idle only once the last
+            // response is sent: a slow download is not keep-alive idleness.
+            if n > 0 && self.exchange.is_none() {
+                self.idle_since = now.mono;
+            }
         }
     }
 
@@ -529,9 +554,14 @@ impl Connection {
             return;
         }
         if self.wants_write() && now.mono >= self.output_progress + self.limits.send_timeout {
-            // The peer stopped reading: nothing more can reach it.
+            // The peer stopped reading: nothing more can reach it. Drop the
+            // exchange too, so the application gets `Closed` instead of
+            // queueing body bytes that would pile up unsent.
             self.aborted = true;
             self.closing = true;
+            self.exchange = None;
+            self.output.clear();
+            self.output_start = 0;
             self.stop_reading();
             return;
         }
@@ -600,7 +630,7 @@ impl Connection {
             version: request.version(),
             keep_alive: request.wants_keep_alive(),
             continue_pending: request.expects_continue(),
-            close_after: self.peer_closed,
+            close_after: false,
             response: ResponseState::Awaiting,
         });
         self.events.push_back(Event::Request(request));
@@ -668,6 +698,19 @@ impl Connection {
             ReadState::BodyDone => true,
             ReadState::Head(_) | ReadState::Closed => false,
         }
+    }
+
+    /// Whether a complete request head follows the current request's
+    /// (completely read) body in the buffer.
+    fn next_request_buffered(&self) -> bool {
+        if !matches!(self.read, ReadState::BodyDone) {
+            return false;
+        }
+        let mut rest = self.unread();
+        while let Some(after) = rest.strip_prefix(b"\r\n") {
+            rest = after;
+        }
+        matches!(HeadScanner::default().scan(rest, &self.limits), Ok(Some(_)))
     }
 
     /// Skips the unread rest of the finished request's body. False if it

@@ -79,7 +79,8 @@ impl ChunkedDecoder {
                 _ => Err(Kind::BadChunk),
             },
             State::SizeLine => {
-                let Some(line_len) = self.find_line(input, limits.max_chunk_line, Kind::BadChunk)?
+                let Some(line_len) =
+                    self.find_line(input, limits.max_chunk_line, Kind::BadChunk)?
                 else {
                     return Ok(Step::NeedMore);
                 };
@@ -164,7 +165,10 @@ fn parse_size_line(line: &[u8]) -> Result<u64, Kind> {
     }
     let rest = &line[digits..];
     // BWS before ";" is SP or HTAB only; trim_ascii would also eat a bare CR.
-    let ext = &rest[rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count()..];
+    let ext = &rest[rest
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count()..];
     if !rest.is_empty() && !ext.starts_with(b";") {
         return Err(Kind::BadChunk);
     }

@@ -16,8 +16,18 @@ pub enum ProtocolErrorKind {
     /// The request target is not origin-, absolute- or asterisk-form (for
     /// OPTIONS), or names a scheme other than http or https.
     BadTarget,
-    /// HTTP/1.1 request without a Host field, or with more than one.
+    /// HTTP/1.1 request without a Host field, with more than one, with an
+    /// invalid one, or with one that names another site than an
+    /// absolute-form target.
     BadHost,
+    /// A field name that spells a framing field once punctuation and case
+    /// are ignored (`Content_Length`, `Transfer---Encoding`, `Ho.st`), which
+    /// another hop could take for the real one.
+    DisguisedFramingField,
+    /// Content (a non-zero Content-Length or any Transfer-Encoding) on a
+    /// GET, HEAD or TRACE request, which another hop could ignore and read as
+    /// the next request.
+    ContentNotAllowed,
     /// Content-Length is not a plain decimal number, overflows, or repeats.
     BadContentLength,
     /// Content-Length and Transfer-Encoding in one request.
@@ -59,6 +69,8 @@ impl ProtocolErrorKind {
             | BareLineFeed
             | BadTarget
             | BadHost
+            | DisguisedFramingField
+            | ContentNotAllowed
             | BadContentLength
             | ContentLengthWithTransferEncoding
             | BadTransferEncoding
@@ -83,7 +95,9 @@ impl ProtocolErrorKind {
             MalformedHead => "malformed request head",
             BareLineFeed => "bare LF line ending in request head",
             BadTarget => "bad request target",
-            BadHost => "missing or repeated Host field",
+            BadHost => "missing, repeated, invalid or mismatched Host field",
+            DisguisedFramingField => "field name imitating a framing field",
+            ContentNotAllowed => "content on GET, HEAD or TRACE",
             BadContentLength => "invalid, repeated or overflowing Content-Length",
             ContentLengthWithTransferEncoding => "Content-Length together with Transfer-Encoding",
             BadTransferEncoding => "Transfer-Encoding is not exactly a final chunked",

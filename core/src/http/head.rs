@@ -85,7 +85,7 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
     } else {
         Version::Http11
     };
-    check_target(method, target)?;
+    let authority = check_target(method, target)?;
 
     let mut framing = Framing::default();
     let mut fields = Vec::with_capacity(parsed.headers.len());
@@ -96,7 +96,20 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
             value: span(head, field.value),
         });
     }
-    let (body, keep_alive, expect_continue) = framing.finish(version, limits)?;
+    let (body, keep_alive, expect_continue) = framing.finish(method, version, limits)?;
+    if let Some(authority) = authority {
+        // With an absolute-form target the target's authority names the
+        // site and Host is ignored (RFC 9112 §3.2.2), while whatever reads
+        // `Request::host` goes by Host: refuse a request whose two disagree
+        // rather than let two readers pick different sites.
+        let host = parsed
+            .headers
+            .iter()
+            .find(|field| field.name.eq_ignore_ascii_case("host"));
+        if host.is_some_and(|field| !field.value.eq_ignore_ascii_case(authority.as_bytes())) {
+            return Err(Kind::BadHost);
+        }
+    }
     let method = span(head, method.as_bytes());
     let target = span(head, target.as_bytes());
     Ok(Request {
@@ -111,14 +124,25 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
     })
 }
 
-/// httparse reports every version problem alike; a well-formed `HTTP/x.y`
-/// that is not 1.0 or 1.1 is 505, anything else 400.
+/// httparse reports every version problem alike; a well-formed request line
+/// (`method SP target SP HTTP/x.y`) whose version is not 1.0 or 1.1 is 505,
+/// anything else 400. The line must have exactly three parts: with a space
+/// in the target (`GET /a?b=c d HTTP/1.1`) httparse takes `d` for the
+/// version, and that is a malformed line, not an unsupported version.
 fn version_error(head: &[u8]) -> Kind {
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Kind::MalformedHead;
+    };
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            if !method.is_empty()
+                && !target.is_empty()
+                && major.is_ascii_digit()
+                && minor.is_ascii_digit() =>
         {
             Kind::UnsupportedVersion
         }
@@ -127,13 +151,13 @@ fn version_error(head: &[u8]) -> Kind {
 }
 
 /// Origin-form (`/…`), absolute-form with an http or https scheme, or `*` for
-/// OPTIONS; ASCII only. Authority-form (CONNECT) is not served.
-fn check_target(method: &str, target: &str) -> Result<(), Kind> {
-    if !target.is_ascii() {
-        return Err(Kind::BadTarget);
-    }
+/// OPTIONS. Authority-form (CONNECT) is not served. Raw UTF-8 in the path or
+/// query (as curl sends it) is accepted: httparse has checked it is valid
+/// UTF-8 with no spaces or control bytes, so no hop can read it differently.
+/// Returns the authority of an absolute-form target.
+fn check_target<'t>(method: &str, target: &'t str) -> Result<Option<&'t str>, Kind> {
     if target.starts_with('/') || (target == "*" && method == "OPTIONS") {
-        return Ok(());
+        return Ok(None);
     }
     let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
     let authority = if lower.starts_with("http://") {
@@ -147,7 +171,7 @@ fn check_target(method: &str, target: &str) -> Result<(), Kind> {
     if host_end == 0 || !is_authority(&authority.as_bytes()[..host_end]) {
         return Err(Kind::BadTarget);
     }
-    Ok(())
+    Ok(Some(&authority[..host_end]))
 }
 
 /// Characters of `host [":" port]`: unreserved, sub-delims, `%`, `:` and the
@@ -193,9 +217,11 @@ struct Framing {
 
 impl Framing {
     fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), Kind> {
-        // Fast exit on the first byte: most fields are none of these.
+        // Fast exit on the first byte: most fields are none of these, nor a
+        // disguise of one (whose first letter or digit is c, t or h).
         match name.as_bytes().first().map(u8::to_ascii_lowercase) {
             Some(b'c' | b't' | b'h' | b'e') => {}
+            Some(b) if !b.is_ascii_alphanumeric() => {}
             _ => return Ok(()),
         }
         if name.eq_ignore_ascii_case("content-length") {
@@ -244,11 +270,18 @@ impl Framing {
             } else {
                 return Err(Kind::UnsupportedExpectation);
             }
+        } else if is_disguised_framing_field(name) {
+            return Err(Kind::DisguisedFramingField);
         }
         Ok(())
     }
 
-    fn finish(self, version: Version, limits: &Limits) -> Result<(RequestBody, bool, bool), Kind> {
+    fn finish(
+        self,
+        method: &str,
+        version: Version,
+        limits: &Limits,
+    ) -> Result<(RequestBody, bool, bool), Kind> {
         if version == Version::Http11 && self.hosts != 1 || self.hosts > 1 {
             return Err(Kind::BadHost);
         }
@@ -263,6 +296,16 @@ impl Framing {
             (false, Some(0)) | (false, None) => RequestBody::None,
             (false, Some(n)) => RequestBody::Length(n),
         };
+        // Content on GET or HEAD "has no generally defined semantics" and
+        // may be rejected for its potential as a request smuggling attack
+        // (RFC 9110 §9.3.1, §9.3.2); a TRACE must not have any (§9.3.8). A
+        // hop that ignores such a body reads it as the next request, so a
+        // guard refuses it. `Content-Length: 0` is no content: it passes.
+        if matches!(method, "GET" | "HEAD" | "TRACE") {
+            if body != RequestBody::None {
+                return Err(Kind::ContentNotAllowed);
+            }
+        }
         let keep_alive = !self.close
             && match version {
                 Version::Http11 => true,
@@ -272,6 +315,23 @@ impl Framing {
         let expect_continue = self.expect_continue && version == Version::Http11;
         Ok((body, keep_alive, expect_continue))
     }
+}
+
+/// A field name that is not a framing field but spells one once case and
+/// every character other than letters and digits are ignored:
+/// `Content_Length`, `Transfer---Encoding`, `Ho.st`. CGI-style backends map
+/// `_` to `-` (`HTTP_CONTENT_LENGTH` for both spellings) and lenient parsers
+/// match names loosely, so another hop may frame or route the request by a
+/// field this engine ignores.
+fn is_disguised_framing_field(name: &str) -> bool {
+    const FRAMING: [&[u8]; 3] = [b"contentlength", b"transferencoding", b"host"];
+    FRAMING.iter().any(|skeleton| {
+        let mut letters = name
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| b.to_ascii_lowercase());
+        skeleton.iter().all(|&want| letters.next() == Some(want)) && letters.next().is_none()
+    })
 }
 
 /// `1*DIGIT`, nothing else: no sign, no spaces, no list, no hex, no overflow.
@@ -309,4 +369,116 @@ pub(crate) fn is_tchar(b: u8) -> bool {
                 | b'|'
                 | b'~'
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `request line + fields` (each field a line) with default limits.
+    fn parse(request_line: &str, fields: &[&str]) -> Result<Request, Kind> {
+        let mut head = format!("{request_line}\r\n");
+        for field in fields {
+            head.push_str(field);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        parse_head(head.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn a_space_in_the_target_is_a_malformed_line_not_an_unknown_version() {
+        // httparse stops the target at the first space and takes `spaces`
+        // for the version; the line has four parts, so it is malformed (400).
+        let spaced = parse("GET /a?q=not escaped spaces HTTP/1.1", &["Host: h"]);
+        assert_eq!(spaced.unwrap_err(), Kind::MalformedHead);
+        let doubled = parse("GET /a HTTP/1.1 HTTP/1.1", &["Host: h"]);
+        assert_eq!(doubled.unwrap_err(), Kind::MalformedHead);
+        // A well-formed line with a version we do not speak is still 505.
+        let future = parse("GET /a HTTP/2.0", &["Host: h"]);
+        assert_eq!(future.unwrap_err(), Kind::UnsupportedVersion);
+    }
+
+    #[test]
+    fn names_that_spell_a_framing_field_are_refused() {
+        // A CGI backend reads `Content_Length` as CONTENT_LENGTH and frames
+        // a body this engine would never read.
+        for name in [
+            "Content_Length: 5",
+            "content.length: 5",
+            "Transfer_Encoding: chunked",
+            "Transfer---Encoding: chunked",
+            "_Transfer-Encoding: chunked",
+            "Ho_st: evil.example",
+        ] {
+            let fields = ["Host: h", name];
+            assert_eq!(
+                parse("POST / HTTP/1.1", &fields).unwrap_err(),
+                Kind::DisguisedFramingField,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_merely_resemble_a_framing_field_pass() {
+        // Underscores, dots and digits are ordinary token characters; only
+        // an exact spelling of a framing field is suspicious.
+        let request = parse(
+            "POST / HTTP/1.1",
+            &[
+                "Host: h",
+                "My_Custom_Header: 1",
+                "X-Content-Length: 9",
+                "Content-Length2: 9",
+                "Content-Type: text/plain",
+                "Hosts: many",
+                "Content-Length: 3",
+            ],
+        )
+        .expect("ordinary fields");
+        assert_eq!(request.body(), RequestBody::Length(3));
+    }
+
+    #[test]
+    fn an_absolute_target_and_its_host_field_must_name_the_same_site() {
+        // RFC 9112 §3.2.2 makes the target's authority win over Host; a
+        // guard reading Host would check one site and pass another.
+        let split = parse(
+            "GET http://victim.example/admin HTTP/1.1",
+            &["Host: guard.example"],
+        );
+        assert_eq!(split.unwrap_err(), Kind::BadHost);
+        // The same site, in any case, is the ordinary absolute form.
+        let same = parse(
+            "GET http://Site.example:8080/a HTTP/1.1",
+            &["Host: site.EXAMPLE:8080"],
+        );
+        assert_eq!(same.expect("same site").host(), Some("site.EXAMPLE:8080"));
+        // HTTP/1.0 may omit Host: the target alone names the site.
+        let old = parse("GET http://site.example/a HTTP/1.0", &[]);
+        assert_eq!(old.expect("no Host on 1.0").host(), None);
+    }
+
+    #[test]
+    fn get_head_and_trace_may_not_carry_content() {
+        // A hop that ignores a GET body would read it as the next request.
+        for method in ["GET", "HEAD", "TRACE"] {
+            let line = format!("{method} / HTTP/1.1");
+            let sized = parse(&line, &["Host: h", "Content-Length: 22"]);
+            assert_eq!(sized.unwrap_err(), Kind::ContentNotAllowed, "{method}");
+            let chunked = parse(&line, &["Host: h", "Transfer-Encoding: chunked"]);
+            assert_eq!(chunked.unwrap_err(), Kind::ContentNotAllowed, "{method}");
+            // An explicit zero length is no content at all.
+            let empty = parse(&line, &["Host: h", "Content-Length: 0"]);
+            assert_eq!(empty.expect("no content").body(), RequestBody::None);
+        }
+        // Methods whose content has a meaning keep it; DELETE and OPTIONS
+        // too, as APIs send bodies with them.
+        for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let line = format!("{method} / HTTP/1.1");
+            let request = parse(&line, &["Host: h", "Content-Length: 22"]).expect(method);
+            assert_eq!(request.body(), RequestBody::Length(22));
+        }
+    }
 }

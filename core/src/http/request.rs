@@ -62,7 +62,8 @@ fn range((start, end): (u32, u32)) -> Range<usize> {
 
 impl Request {
     fn text(&self, span: (u32, u32)) -> &str {
-        // Method, target and field names were checked to be ASCII when parsed.
+        // httparse checked method and field names (ASCII tokens) and the
+        // target (valid UTF-8) when the head was parsed.
         std::str::from_utf8(&self.head[range(span)]).unwrap_or_default()
     }
 
@@ -72,7 +73,7 @@ impl Request {
     }
 
     /// The request target exactly as sent (origin-, absolute- or
-    /// asterisk-form), ASCII only.
+    /// asterisk-form): visible ASCII, or raw UTF-8 in the path and query.
     pub fn target(&self) -> &str {
         self.text(self.target)
     }

@@ -90,8 +90,7 @@ impl ResponseHead {
             return Err(ApiError::BodyNotAllowed);
         }
         for (name, value) in &self.headers {
-            if name.is_empty() || !name.bytes().all(is_tchar) || !is_field_value(value.as_bytes())
-            {
+            if name.is_empty() || !name.bytes().all(is_tchar) || !is_field_value(value.as_bytes()) {
                 return Err(ApiError::InvalidHeader(name.to_string()));
             }
             if is_reserved(name) {
@@ -185,7 +184,8 @@ impl DateCache {
             .unwrap_or(0);
         if self.text.is_empty() || second != self.second {
             self.second = second;
-            self.text = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(second));
+            self.text =
+                httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(second));
         }
         &self.text
     }
@@ -207,7 +207,12 @@ pub(crate) fn encode_head(
     connection: Option<&str>,
 ) {
     // Writes into a Vec cannot fail.
-    let _ = write!(out, "HTTP/1.1 {} {}\r\n", head.status, reason_phrase(head.status));
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        head.status,
+        reason_phrase(head.status)
+    );
     put_field(out, "Date", date);
     for (name, value) in &head.headers {
         put_field(out, name, value);
