@@ -143,7 +143,15 @@ fn core_normal_dependency_tree_has_no_os_randomness_or_io_crate() {
     // `cargo tree` because a dependency of a dependency can bring it in.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = std::process::Command::new(cargo)
-        .args(["tree", "-p", "portcullis-core", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "portcullis-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .args(["--offline", "--format", "{p}"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -156,7 +164,15 @@ fn core_normal_dependency_tree_has_no_os_randomness_or_io_crate() {
     let tree = String::from_utf8(output.stdout).expect("cargo tree prints UTF-8");
     let crates: Vec<&str> = tree.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(crates.contains(&"argon2"), "unexpected tree:\n{tree}");
-    for banned in ["getrandom", "rand", "libc", "mio", "socket2", "tokio", "rustls"] {
+    for banned in [
+        "getrandom",
+        "rand",
+        "libc",
+        "mio",
+        "socket2",
+        "tokio",
+        "rustls",
+    ] {
         assert!(
             !crates.contains(&banned),
             "portcullis-core depends on {banned}:\n{tree}"

@@ -50,7 +50,9 @@
 #![warn(missing_docs)]
 
 mod conn;
+pub mod cred;
 pub mod http;
+pub mod random;
 mod time;
 
 pub use conn::{BodyRead, Connection, Event};

@@ -301,10 +301,8 @@ impl Framing {
         // (RFC 9110 §9.3.1, §9.3.2); a TRACE must not have any (§9.3.8). A
         // hop that ignores such a body reads it as the next request, so a
         // guard refuses it. `Content-Length: 0` is no content: it passes.
-        if matches!(method, "GET" | "HEAD" | "TRACE") {
-            if body != RequestBody::None {
-                return Err(Kind::ContentNotAllowed);
-            }
+        if matches!(method, "GET" | "HEAD" | "TRACE") && body != RequestBody::None {
+            return Err(Kind::ContentNotAllowed);
         }
         let keep_alive = !self.close
             && match version {
