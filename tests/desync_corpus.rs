@@ -353,7 +353,9 @@ fn policy(case: &Case) -> Verdict {
     // served. Anything else (space, control bytes, broken UTF-8) is refused.
     let visible = !target.is_empty()
         && std::str::from_utf8(target).is_ok()
-        && target.iter().all(|&b| b >= 0x80 || (0x21..0x7f).contains(&b));
+        && target
+            .iter()
+            .all(|&b| b >= 0x80 || (0x21..0x7f).contains(&b));
     if !visible {
         rule("target-not-visible", 400);
     } else if !target.starts_with(b"/") {
