@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::Instant;
 
 use crate::http::chunked::{ChunkedDecoder, Step};
-use crate::http::head::{parse_head, HeadScanner};
+use crate::http::head::{parse_head, parse_whole_head, HeadScanner};
 use crate::http::response::{encode_head, reason_phrase, DateCache, FramingField};
 use crate::http::{
     ApiError, Limits, ProtocolError, ProtocolErrorKind as Kind, Request, RequestBody, ResponseBody,
@@ -606,14 +606,30 @@ impl Connection {
             self.head_started = Some(now.mono);
         }
         let start = self.input_start;
-        let found = scanner.scan(&self.input[start..], &self.limits);
-        self.read = ReadState::Head(scanner);
-        let len = match found {
-            Ok(Some(len)) => len,
-            Ok(None) => return,
-            Err(kind) => return self.fail(now, kind),
+        // Most heads arrive in one read: parse them directly, without a
+        // scan for their end first. Tried once per head, so a head that
+        // trickles in is still looked at byte by byte only once.
+        let whole = if scanner.is_fresh() {
+            parse_whole_head(&self.input[start..], &self.limits)
+        } else {
+            None
         };
-        let request = match parse_head(&self.input[start..start + len], &self.limits) {
+        let (len, parsed) = match whole {
+            Some(whole) => whole,
+            None => {
+                let found = scanner.scan(&self.input[start..], &self.limits);
+                self.read = ReadState::Head(scanner);
+                match found {
+                    Ok(Some(len)) => (
+                        len,
+                        parse_head(&self.input[start..start + len], &self.limits),
+                    ),
+                    Ok(None) => return,
+                    Err(kind) => return self.fail(now, kind),
+                }
+            }
+        };
+        let request = match parsed {
             Ok(request) => request,
             Err(kind) => return self.fail(now, kind),
         };

@@ -341,7 +341,7 @@ impl App {
         );
         // (A streamed answer to HTTP/1.0 is delimited by closing, which
         // would end the stream early: those always get a length.)
-        let framing = if index % 2 == 0 || request.version() == Version::Http10 {
+        let framing = if index.is_multiple_of(2) || request.version() == Version::Http10 {
             ResponseBody::Length(text.len() as u64)
         } else {
             ResponseBody::Streamed

@@ -24,6 +24,11 @@ pub(crate) struct HeadScanner {
 }
 
 impl HeadScanner {
+    /// Whether no byte of this head has been looked at yet.
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.scanned == 0
+    }
+
     /// Looks at the bytes added to `buf` since the last call (`buf` always
     /// starts at the head's first byte). Returns the head's length once its
     /// final CRLF CRLF is in.
@@ -57,10 +62,14 @@ impl HeadScanner {
     }
 }
 
-/// Offsets of a sub-slice inside the head (httparse hands out sub-slices).
-fn span(head: &[u8], part: &[u8]) -> (u32, u32) {
-    let start = part.as_ptr() as usize - head.as_ptr() as usize;
-    (start as u32, (start + part.len()) as u32)
+/// Offsets of a sub-slice inside the head (httparse hands out sub-slices);
+/// `None` if it is not one, so a surprise from the parser is an error, never
+/// an out-of-bounds slice later.
+fn span(head: &[u8], part: &[u8]) -> Option<(u32, u32)> {
+    let start = (part.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+    let end = start.wrapping_add(part.len());
+    let fits = start <= end && end <= head.len() && end <= u32::MAX as usize;
+    fits.then_some((start as u32, end as u32))
 }
 
 /// Parses a complete head (as found by [`HeadScanner`]) into a [`Request`],
@@ -76,6 +85,64 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
         Err(httparse::Error::Version) => return Err(version_error(head)),
         Err(_) => return Err(Kind::MalformedHead),
     }
+    build_request(head, &parsed, limits)
+}
+
+/// The fast path for a head that arrived in one piece: parses the unread
+/// bytes directly, with no [`HeadScanner`] pass over them. Returns the head's
+/// length and the request only when the scanner would have found the same
+/// head and raised nothing itself (CRLF line ends only, request line and head
+/// within their limits). Otherwise `None`: the scanner then decides, so every
+/// error and every split of the input still gives the same result.
+pub(crate) fn parse_whole_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Option<(usize, Result<Request, Kind>)> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
+    let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS_CAP)];
+    let mut parsed = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(len)) = parsed.parse_with_uninit_headers(buf, slots) else {
+        return None;
+    };
+    let head = &buf[..len];
+    let line_end = crlf_line_ends(head, &parsed)?;
+    if len > limits.max_head_bytes || line_end > limits.max_request_line {
+        return None;
+    }
+    Some((len, build_request(head, &parsed, limits)))
+}
+
+/// httparse also ends lines with a bare LF and skips empty lines before the
+/// request line; the scanner refuses the first and the connection strips only
+/// CRLF pairs. httparse allows no CR or LF inside a line, so checking each
+/// line end is enough: after the version (the target, one space,
+/// `HTTP/1.x`), after each value and its trailing whitespace, and the final
+/// empty line. Returns the request line's length.
+fn crlf_line_ends(head: &[u8], parsed: &httparse::Request<'_, '_>) -> Option<usize> {
+    let cr_at = |at: usize| head.get(at) == Some(&b'\r');
+    let method = span(head, parsed.method?.as_bytes())?;
+    let line_end = span(head, parsed.path?.as_bytes())?.1 as usize + " HTTP/1.1".len();
+    if method.0 != 0 || !cr_at(line_end) || !cr_at(head.len() - 2) {
+        return None;
+    }
+    for field in parsed.headers.iter() {
+        let mut at = span(head, field.value)?.1 as usize;
+        while matches!(head.get(at), Some(b' ' | b'\t')) {
+            at += 1;
+        }
+        if !cr_at(at) {
+            return None;
+        }
+    }
+    Some(line_end)
+}
+
+/// The framing rules over a parsed head, and the owned copy.
+fn build_request(
+    head: &[u8],
+    parsed: &httparse::Request<'_, '_>,
+    limits: &Limits,
+) -> Result<Request, Kind> {
     let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
     else {
         return Err(Kind::MalformedHead);
@@ -91,10 +158,12 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
     let mut fields = Vec::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
         framing.observe(field.name, field.value)?;
-        fields.push(FieldSpan {
-            name: span(head, field.name.as_bytes()),
-            value: span(head, field.value),
-        });
+        let (Some(name), Some(value)) =
+            (span(head, field.name.as_bytes()), span(head, field.value))
+        else {
+            return Err(Kind::MalformedHead);
+        };
+        fields.push(FieldSpan { name, value });
     }
     let (body, keep_alive, expect_continue) = framing.finish(method, version, limits)?;
     if let Some(authority) = authority {
@@ -110,12 +179,10 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
             return Err(Kind::BadHost);
         }
     }
-    let method = span(head, method.as_bytes());
-    let target = span(head, target.as_bytes());
     Ok(Request {
         head: head.to_vec(),
-        method,
-        target,
+        method: span(head, method.as_bytes()).ok_or(Kind::MalformedHead)?,
+        target: span(head, target.as_bytes()).ok_or(Kind::MalformedHead)?,
         version,
         fields,
         body,
@@ -177,31 +244,44 @@ fn check_target<'t>(method: &str, target: &'t str) -> Result<Option<&'t str>, Ki
 /// Characters of `host [":" port]`: unreserved, sub-delims, `%`, `:` and the
 /// brackets of an IP literal. No userinfo (`@`), no whitespace, no slashes.
 fn is_authority(value: &[u8]) -> bool {
-    value.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b'%'
-                    | b':'
-                    | b'['
-                    | b']'
-            )
-    })
+    value.iter().all(|&b| AUTHORITY[usize::from(b)])
 }
+
+/// [`is_authority`]'s characters as a table (one load per byte: Host is in
+/// every request).
+const AUTHORITY: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(
+            b as u8,
+            b'a'..=b'z'
+                | b'A'..=b'Z'
+                | b'0'..=b'9'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b'%'
+                | b':'
+                | b'['
+                | b']'
+        );
+        b += 1;
+    }
+    table
+};
 
 /// What the framing-relevant fields said, gathered field by field.
 #[derive(Default)]
@@ -217,61 +297,68 @@ struct Framing {
 
 impl Framing {
     fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), Kind> {
-        // Fast exit on the first byte: most fields are none of these, nor a
-        // disguise of one (whose first letter or digit is c, t or h).
-        match name.as_bytes().first().map(u8::to_ascii_lowercase) {
-            Some(b'c' | b't' | b'h' | b'e') => {}
-            Some(b) if !b.is_ascii_alphanumeric() => {}
-            _ => return Ok(()),
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            if self.content_length.is_some() {
-                // Repeated, even with the same value: a strict front refuses
-                // rather than guesses which one the next hop will use.
-                return Err(Kind::BadContentLength);
+        // Dispatch on the length first: most fields are none of these, and
+        // a length compare is cheaper than a case-insensitive one.
+        let is = |framing: &str| name.eq_ignore_ascii_case(framing);
+        match name.len() {
+            14 if is("content-length") => {
+                if self.content_length.is_some() {
+                    // Repeated, even with the same value: a strict front
+                    // refuses rather than guesses which one the next hop uses.
+                    return Err(Kind::BadContentLength);
+                }
+                self.content_length = Some(parse_content_length(value)?);
             }
-            self.content_length = Some(parse_content_length(value)?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            self.transfer_encoding = true;
-            for coding in value.split(|&b| b == b',') {
-                let coding = coding.trim_ascii();
-                if coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
-                    return Err(Kind::BadTransferEncoding);
-                }
-                if self.chunked {
-                    // chunked must be the final coding, and only once.
-                    return Err(Kind::BadTransferEncoding);
-                }
-                if coding.eq_ignore_ascii_case(b"chunked") {
+            17 if is("transfer-encoding") => {
+                self.transfer_encoding = true;
+                for coding in value.split(|&b| b == b',') {
+                    let coding = coding.trim_ascii();
+                    if coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
+                        return Err(Kind::BadTransferEncoding);
+                    }
+                    if self.chunked {
+                        // chunked must be the final coding, and only once.
+                        return Err(Kind::BadTransferEncoding);
+                    }
+                    if !coding.eq_ignore_ascii_case(b"chunked") {
+                        // A coding we do not decode, before or instead of chunked.
+                        return Err(Kind::UnsupportedTransferCoding);
+                    }
                     self.chunked = true;
-                } else {
-                    // A coding we do not decode before (or instead of) chunked.
-                    self.chunked = false;
-                    return Err(Kind::UnsupportedTransferCoding);
                 }
             }
-        } else if name.eq_ignore_ascii_case("host") {
-            self.hosts += 1;
-            if !is_authority(value) {
-                return Err(Kind::BadHost);
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            for option in value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
-                if option.eq_ignore_ascii_case(b"close") {
-                    self.close = true;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                    self.keep_alive = true;
+            4 if is("host") => {
+                self.hosts += 1;
+                if !is_authority(value) {
+                    return Err(Kind::BadHost);
                 }
             }
-        } else if name.eq_ignore_ascii_case("expect") {
-            if value.eq_ignore_ascii_case(b"100-continue") {
+            10 if is("connection") => {
+                for option in value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    if option.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    }
+                }
+            }
+            6 if is("expect") => {
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(Kind::UnsupportedExpectation);
+                }
                 self.expect_continue = true;
-            } else {
-                return Err(Kind::UnsupportedExpectation);
             }
-        } else if is_disguised_framing_field(name) {
-            return Err(Kind::DisguisedFramingField);
+            // A disguise starts (after any punctuation) with c, t or h.
+            _ if name.as_bytes().first().is_some_and(|&b| {
+                matches!(b | 0x20, b'c' | b't' | b'h') || !b.is_ascii_alphanumeric()
+            }) =>
+            {
+                if is_disguised_framing_field(name) {
+                    return Err(Kind::DisguisedFramingField);
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -322,14 +409,19 @@ impl Framing {
 /// match names loosely, so another hop may frame or route the request by a
 /// field this engine ignores.
 fn is_disguised_framing_field(name: &str) -> bool {
-    const FRAMING: [&[u8]; 3] = [b"contentlength", b"transferencoding", b"host"];
-    FRAMING.iter().any(|skeleton| {
-        let mut letters = name
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| b.to_ascii_lowercase());
-        skeleton.iter().all(|&want| letters.next() == Some(want)) && letters.next().is_none()
-    })
+    let mut letters = name
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .map(|b| b.to_ascii_lowercase());
+    // The first letter picks the one name it could spell; most names then
+    // differ within a letter or two (`cookie`, `cache-control`).
+    let rest: &[u8] = match letters.next() {
+        Some(b'c') => b"ontentlength",
+        Some(b't') => b"ransferencoding",
+        Some(b'h') => b"ost",
+        _ => return false,
+    };
+    rest.iter().all(|&want| letters.next() == Some(want)) && letters.next().is_none()
 }
 
 /// `1*DIGIT`, nothing else: no sign, no spaces, no list, no hex, no overflow.

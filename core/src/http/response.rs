@@ -1,7 +1,6 @@
 //! Response heads and their encoding on the wire.
 
 use std::borrow::Cow;
-use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::ApiError;
@@ -206,13 +205,11 @@ pub(crate) fn encode_head(
     framing: FramingField,
     connection: Option<&str>,
 ) {
-    // Writes into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\n",
-        head.status,
-        reason_phrase(head.status)
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    put_decimal(out, u64::from(head.status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(head.status).as_bytes());
+    out.extend_from_slice(b"\r\n");
     put_field(out, "Date", date);
     for (name, value) in &head.headers {
         put_field(out, name, value);
@@ -220,7 +217,9 @@ pub(crate) fn encode_head(
     match framing {
         FramingField::None => {}
         FramingField::ContentLength(n) => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            put_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
         }
         FramingField::Chunked => put_field(out, "Transfer-Encoding", "chunked"),
     }
@@ -235,4 +234,20 @@ fn put_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal: what `write!` would do, without the formatting
+/// machinery, which costs more than the rest of a small response head.
+pub(crate) fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
