@@ -26,8 +26,9 @@ pub enum Event {
     /// More body bytes (or the body's end) of the current request arrived.
     BodyReadable,
     /// The peer broke HTTP/1.1 or timed out. The connection has queued the
-    /// error response (if no response had started) and is closing; this
-    /// event is for logging.
+    /// error response (if no response had started, and unless the peer's EOF
+    /// cut a request short: then nobody is left to read one) and is closing;
+    /// this event is for logging.
     Error(ProtocolError),
 }
 
@@ -133,7 +134,11 @@ pub struct Connection {
 
 impl Connection {
     /// A new connection, opened at `now`, with these limits.
-    pub fn new(now: Now, limits: Limits) -> Self {
+    pub fn new(now: Now, mut limits: Limits) -> Self {
+        // The buffer must hold one byte more than the longest head (and
+        // request line) so that a head over the limit is seen as one.
+        let floor = limits.max_head_bytes.max(limits.max_request_line + 2) + 1;
+        limits.input_buffer = limits.input_buffer.max(floor);
         Connection {
             input: Vec::with_capacity(limits.input_buffer.min(4096)),
             limits,
@@ -641,6 +646,11 @@ impl Connection {
             RequestBody::Length(n) => ReadState::Length(n),
             RequestBody::Chunked => ReadState::Chunked(ChunkedDecoder::default()),
         };
+        if self.peer_closed && !self.body_fully_buffered() {
+            // A request pipelined before the peer's EOF, whose body never
+            // came whole: it can never be read.
+            return self.fail(now, Kind::Truncated);
+        }
         self.exchange = Some(Exchange {
             is_head: request.method() == "HEAD",
             version: request.version(),

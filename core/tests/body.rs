@@ -209,9 +209,11 @@ fn an_overlong_chunk_extension_is_refused_before_its_end() {
 #[test]
 fn the_input_buffer_never_grows_past_its_limit_and_reading_resumes_it() {
     let limits = Limits {
-        input_buffer: 16 * 1024,
+        input_buffer: 20 * 1024,
         ..Limits::default()
     };
+    // The buffer is never smaller than a head over the limit needs.
+    assert!(limits.input_buffer > limits.max_head_bytes);
     let mut peer = Peer::with_limits(limits.clone());
     let head = post_with("Content-Length: 100000\r\n");
     peer.send(&head);
@@ -253,6 +255,8 @@ fn the_input_buffer_never_grows_past_its_limit_and_reading_resumes_it() {
 fn a_chunked_body_is_held_to_the_input_buffer_too() {
     let limits = Limits {
         input_buffer: 4096,
+        max_head_bytes: 2048,
+        max_request_line: 1024,
         ..Limits::default()
     };
     let mut peer = Peer::with_limits(limits);

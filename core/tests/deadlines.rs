@@ -110,6 +110,8 @@ fn an_idle_chunked_body_gets_408() {
 fn a_body_stalled_by_the_application_is_not_the_peers_fault() {
     let limits = Limits {
         input_buffer: 1024,
+        max_head_bytes: 512,
+        max_request_line: 256,
         ..Limits::default()
     };
     let mut peer = Peer::with_limits(limits);

@@ -183,3 +183,21 @@ fn smaller_limits_are_enforced_too() {
     let many = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     assert_eq!(refuse(many), Kind::HeadTooLarge);
 }
+
+#[test]
+fn an_input_buffer_set_below_the_head_limit_is_raised_so_oversized_heads_are_seen() {
+    // With a buffer no larger than the head limit, a head one byte over it
+    // would fill the buffer, stop reading and wait for the head timeout
+    // instead of getting its 431.
+    let limits = Limits {
+        input_buffer: 100,
+        max_head_bytes: 120,
+        max_request_line: 60,
+        ..Limits::default()
+    };
+    let mut peer = Peer::with_limits(limits);
+    assert_eq!(peer.conn.limits().input_buffer, 121);
+    // So a head one byte over the limit is refused at once.
+    peer.offer(format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(120)));
+    assert_eq!(peer.error().kind(), Kind::HeadTooLarge);
+}

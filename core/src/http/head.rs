@@ -36,6 +36,14 @@ impl HeadScanner {
         let from = self.scanned;
         self.scanned = buf.len();
         for i in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| i + from) {
+            // The limits first: fed a byte at a time, the bytes before this
+            // LF would already have broken them (same error for any split).
+            if !self.line_done && i > limits.max_request_line + 2 {
+                return Err(Kind::TargetTooLong);
+            }
+            if i > limits.max_head_bytes {
+                return Err(Kind::HeadTooLarge);
+            }
             if i == 0 || buf[i - 1] != b'\r' {
                 return Err(Kind::BareLineFeed);
             }

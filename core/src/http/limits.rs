@@ -26,7 +26,8 @@ pub struct Limits {
     /// Largest trailer section in bytes; larger gets 400. Default 4 KiB.
     pub max_trailer_bytes: usize,
     /// Bytes of peer input held before reading pauses ([`wants_read`] turns
-    /// false). Must be at least `max_head_bytes`. Default 32 KiB.
+    /// false). Raised to `max_head_bytes + 1` (and `max_request_line + 3`)
+    /// if set lower, so an oversized head is always seen. Default 32 KiB.
     ///
     /// [`wants_read`]: crate::Connection::wants_read
     pub input_buffer: usize,
