@@ -42,6 +42,12 @@ const ALLOWED_DEPENDENCIES: &[&str] = &[
     "rand_core",
     "subtle",
     "zeroize",
+    // Guard web pieces: base64 (tokens, Basic), BLAKE2b (CSRF MAC, keyed
+    // cache hashes), HTML escaping, percent-encoding. Pure computation.
+    "base64",
+    "blake2",
+    "html-escape",
+    "percent-encoding",
 ];
 
 fn core_dir() -> PathBuf {

@@ -51,8 +51,10 @@
 
 mod conn;
 pub mod cred;
+pub mod guard;
 pub mod http;
 pub mod random;
+pub mod session;
 mod time;
 
 pub use conn::{BodyRead, Connection, Event};
