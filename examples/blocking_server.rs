@@ -13,7 +13,7 @@
 //! output, and never wait past the engine's next deadline.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -47,8 +47,38 @@ fn main() -> io::Result<()> {
     serve(listener)
 }
 
+/// What a server does with the requests of one connection.
+pub trait App {
+    /// A request arrived: answer it now, or start reading its body.
+    fn request(&mut self, conn: &mut Connection, request: Request) -> io::Result<()>;
+
+    /// More body bytes (or the end) of the current request arrived.
+    fn body_readable(&mut self, _conn: &mut Connection) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// This example's app: one page at `/`.
+struct PageApp;
+
+impl App for PageApp {
+    fn request(&mut self, conn: &mut Connection, request: Request) -> io::Result<()> {
+        respond(conn, &request).map_err(io::Error::other)
+    }
+}
+
 /// Accepts connections forever, each driven by [`drive`] on its own thread.
+#[allow(dead_code)] // examples/guarded_server.rs includes this file and uses `serve_with`
 pub fn serve(listener: TcpListener) -> io::Result<()> {
+    serve_with(listener, |_peer| PageApp)
+}
+
+/// Accepts connections forever; `app` makes each connection's [`App`] from
+/// the peer's address.
+pub fn serve_with<A: App + Send + 'static>(
+    listener: TcpListener,
+    app: impl Fn(SocketAddr) -> A,
+) -> io::Result<()> {
     let slots = Arc::new(Slots::default());
     for stream in listener.incoming() {
         let stream = match stream {
@@ -59,10 +89,14 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
                 continue;
             }
         };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
+        let mut app = app(peer);
         let slot = Slots::take(&slots);
         thread::spawn(move || {
             let _slot = slot; // freed when the connection ends, even by a panic
-            if let Err(error) = drive(stream) {
+            if let Err(error) = drive(stream, &mut app) {
                 eprintln!("connection: {error}");
             }
         });
@@ -71,12 +105,12 @@ pub fn serve(listener: TcpListener) -> io::Result<()> {
 }
 
 /// The engine's clocks: the adapter reads them, the core never does.
-fn now() -> Now {
+pub fn now() -> Now {
     Now::new(Instant::now(), SystemTime::now())
 }
 
 /// Serves one connection until the engine closes it.
-pub fn drive(mut stream: TcpStream) -> io::Result<()> {
+pub fn drive(mut stream: TcpStream, app: &mut impl App) -> io::Result<()> {
     let mut conn = Connection::new(now(), Limits::default());
     let mut buf = vec![0; 16 * 1024];
     // Bytes read from the socket that the engine has not taken yet.
@@ -92,12 +126,10 @@ pub fn drive(mut stream: TcpStream) -> io::Result<()> {
         //    mark, however many requests a client pipelines.
         while let Some(event) = conn.poll_event() {
             match event {
-                Event::Request(request) => {
-                    respond(&mut conn, &request).map_err(io::Error::other)?;
-                }
-                // This server reads no bodies; the engine skips (or, if not
-                // all arrived, closes after) whatever a request carried.
-                Event::BodyReadable => {}
+                Event::Request(request) => app.request(&mut conn, request)?,
+                // An app that reads no bodies ignores this; the engine skips
+                // (or, if not all arrived, closes after) what a request carried.
+                Event::BodyReadable => app.body_readable(&mut conn)?,
                 Event::Error(error) => eprintln!("peer: {error}"),
             }
             flush(&mut stream, &mut conn)?;
