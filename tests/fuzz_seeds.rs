@@ -73,6 +73,11 @@ fn chunked_seeds() {
 }
 
 #[test]
+fn guard_ops_seeds() {
+    run_seeds("guard_ops", checks::guard_ops);
+}
+
+#[test]
 fn password_file_seeds() {
     run_seeds(
         "password_file",

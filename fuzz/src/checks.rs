@@ -11,6 +11,10 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+#[path = "guard_ops.rs"]
+mod guard_ops;
+pub use guard_ops::guard_ops;
+
 use portcullis_core::{
     ApiError, BodyRead, Connection, Event, Limits, Now, ProtocolErrorKind, Request, RequestBody,
     ResponseBody, ResponseHead, Version,

@@ -70,6 +70,11 @@ impl ResponseHead {
         self.status
     }
 
+    /// The header fields the application gave, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    }
+
     /// The declared body framing.
     pub fn body_framing(&self) -> ResponseBody {
         self.body
