@@ -25,12 +25,21 @@ pub struct VerifyJob {
     pub(crate) issuer: Option<Issuer>,
 }
 
-/// The checker that issued a job: its place in the portal and its type.
+/// The checker that issued a job: its place in the portal and its type,
+/// and the job's number (so a verdict can be matched to its own login).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Issuer {
     pub(crate) index: usize,
     pub(crate) type_id: TypeId,
+    pub(crate) job: JobId,
 }
+
+/// Names one job issued by a portal; its [`Verdict`] carries the same id.
+/// A caller with several checks in flight compares the two, so results
+/// mixed up on the way back from a worker can never log one visitor in as
+/// another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub(crate) u64);
 
 /// Re-hashing a matched bcrypt password as argon2id: the parameters and
 /// the salt, drawn when the job is made (the job runs away from the
@@ -41,6 +50,11 @@ struct Upgrade {
 }
 
 impl VerifyJob {
+    /// The id the portal gave this job (`None` until a portal issued it).
+    pub fn id(&self) -> Option<JobId> {
+        self.issuer.map(|issuer| issuer.job)
+    }
+
     /// A job checking `password` against the stored hash of `username`.
     /// If the hash should be upgraded (bcrypt), the job re-hashes a
     /// matching password as argon2id with `upgrade_params` and a salt from
@@ -126,6 +140,12 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The id of the job that gave this verdict (`None` for a job no
+    /// portal issued).
+    pub fn job_id(&self) -> Option<JobId> {
+        self.issuer.map(|issuer| issuer.job)
+    }
+
     /// Whether the password matched. The portal still decides (the user
     /// may have been removed while the job ran): use this for tools and
     /// logs, not for access.

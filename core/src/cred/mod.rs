@@ -53,7 +53,7 @@ pub use hash::{
     hash_password, HashError, HashParams, HashRefusal, InvalidParams, Scheme, StoredHash,
     MAX_PASSWORD_BYTES, SALT_BYTES,
 };
-pub use job::{Verdict, VerifyJob};
+pub use job::{JobId, Verdict, VerifyJob};
 pub use password_file::{
     validate_username, EditError, LineError, ParseError, ParseErrors, PasswordFile, ReloadDiff,
     UsernameError,

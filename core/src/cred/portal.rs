@@ -7,7 +7,7 @@ use std::fmt;
 use super::checkers::{Check, Checker};
 use super::credentials::{CredentialKind, Credentials};
 use super::hash::{StoredHash, MAX_PASSWORD_BYTES};
-use super::job::{Issuer, Outcome, Verdict, VerifyJob};
+use super::job::{Issuer, JobId, Outcome, Verdict, VerifyJob};
 use super::password_file::PasswordFile;
 use crate::random::CryptoRng;
 
@@ -111,6 +111,8 @@ pub struct Portal<R: Realm> {
     realm: R,
     checkers: Vec<Box<dyn RegisteredChecker>>,
     by_kind: BTreeMap<CredentialKind, usize>,
+    /// Jobs issued so far: the next job's id.
+    jobs_issued: u64,
 }
 
 /// A checker the portal can also downcast (for `checker_mut`).
@@ -137,6 +139,7 @@ impl<R: Realm> Portal<R> {
             realm,
             checkers: Vec::new(),
             by_kind: BTreeMap::new(),
+            jobs_issued: 0,
         }
     }
 
@@ -181,9 +184,11 @@ impl<R: Realm> Portal<R> {
             Check::Granted(avatar_id) => Login::Done(self.avatar_for(avatar_id, None)),
             Check::Denied(failure) => Login::Done(LoginOutcome::Failed(failure)),
             Check::Verify(mut job) => {
+                self.jobs_issued += 1;
                 job.issuer = Some(Issuer {
                     index,
                     type_id: checker.as_any().type_id(),
+                    job: JobId(self.jobs_issued),
                 });
                 Login::Verify(job)
             }

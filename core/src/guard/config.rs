@@ -8,13 +8,19 @@ use super::throttle::ThrottleConfig;
 /// served over TLS.
 #[derive(Clone, Debug)]
 pub struct GuardConfig {
-    /// Whether the site is served over TLS. On: the session cookie is
+    /// Whether browsers reach the site over HTTPS, whoever terminates TLS
+    /// (behind a TLS-terminating proxy that speaks HTTP to Portcullis, leave
+    /// it on: the browser still sees `https://`). On: the session cookie is
     /// `__Host-<cookie_name>` with `Secure`, and guard pages send HSTS. Off
-    /// (plain HTTP, e.g. behind a TLS-terminating proxy that speaks HTTP to
-    /// Portcullis): the cookie is `<cookie_name>` without `Secure` and the
-    /// `__Host-` prefix (browsers refuse both without TLS), and no HSTS. The
-    /// cookie then travels in clear between the proxy and Portcullis; keep
-    /// that hop on loopback or a private network.
+    /// (browsers speak plain HTTP): the cookie is `<cookie_name>` without
+    /// `Secure` and the `__Host-` prefix (browsers refuse both without
+    /// TLS), no HSTS, and posts with an `http://` Origin are accepted too.
+    /// Passwords and session cookies then travel in clear.
+    ///
+    /// Either way, a proxy in front must pass the browser's `Host` field on
+    /// unchanged: login and logout posts are checked against
+    /// `Origin: <scheme>://<Host>`, and a rewritten Host fails every post
+    /// with 403.
     pub tls: bool,
     /// The session cookie's name, before any `__Host-` prefix. Default
     /// `portcullis`.

@@ -6,20 +6,20 @@ use core::net::IpAddr;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
 
-use crate::cred::{Credentials, Login, LoginFailure, LoginOutcome, Realm};
+use crate::cred::{Credentials, Login, LoginFailure, LoginOutcome, Realm, VerifyJob};
 use crate::http::{Request, RequestBody};
 use crate::time::Now;
 
 use super::basic::{parse_authorization, www_authenticate};
 use super::cookies::{set_cookie, single_cookie, Lifetime};
 use super::csrf::{is_pre_login_value, new_pre_login_value, CsrfPurpose};
-use super::form::{is_urlencoded, LoginForm, LogoutForm};
+use super::form::{is_urlencoded, FormError, LoginForm, LogoutForm};
 use super::pages::{login_page, logout_page, LoginPageParams, LogoutPageParams};
 use super::paths::safe_return_path;
 use super::throttle::TrustedDevice;
 use super::{
-    Access, AuthEvent, Decision, Guard, LoginFailureReason, Pending, Reply, Ticket, Verification,
-    LOGIN_PATH, LOGOUT_PATH, MAX_PENDING,
+    Access, AuthEvent, Decision, Guard, LoginFailureReason, Parked, Pending, Reply, Ticket,
+    Verification, LOGIN_PATH, LOGOUT_PATH, MAX_PENDING,
 };
 
 /// The one message for a refused login: never which of user or password.
@@ -77,6 +77,13 @@ where
         };
         let form = match LoginForm::parse(body) {
             Ok(form) => form,
+            // No token at all is a CSRF failure like a wrong one (a forged
+            // cross-site form has the credentials but cannot have it).
+            Err(FormError::Missing("csrf")) => {
+                self.login_failed(None, client, LoginFailureReason::Csrf);
+                let reply = self.login_form(request, "/", "", Some(FORM_EXPIRED), 403);
+                return Decision::Respond(reply);
+            }
             Err(_) => {
                 self.login_failed(None, client, LoginFailureReason::BadForm);
                 let reply = self.login_form(
@@ -131,18 +138,15 @@ where
         let credentials = Credentials::username_password(form.username, form.password);
         match self.portal.login(credentials, &mut *self.rng) {
             Login::Verify(job) => {
-                let ticket = self.ticket();
-                self.pending.insert(
-                    ticket,
-                    Pending::Form {
-                        username,
-                        return_to,
-                        pre,
-                        client,
-                        attempt,
-                        previous,
-                    },
-                );
+                let pending = Pending::Form {
+                    username,
+                    return_to,
+                    pre,
+                    client,
+                    attempt,
+                    previous,
+                };
+                let ticket = self.park(now, &job, pending);
                 Decision::Verify(Verification { ticket, job })
             }
             // Refused before any hashing (an over-long password): answered
@@ -276,17 +280,14 @@ where
             &mut *self.rng,
         ) {
             Login::Verify(job) => {
-                let ticket = self.ticket();
-                self.pending.insert(
-                    ticket,
-                    Pending::Basic {
-                        username,
-                        password: kept,
-                        client,
-                        attempt,
-                        path,
-                    },
-                );
+                let pending = Pending::Basic {
+                    username,
+                    password: kept,
+                    client,
+                    attempt,
+                    path,
+                };
+                let ticket = self.park(now, &job, pending);
                 Decision::Verify(Verification { ticket, job })
             }
             Login::Done(_) => {
@@ -393,13 +394,17 @@ where
     }
 
     /// The avatar for a user verified by Basic (the realm is asked each time:
-    /// Basic requests have no session to keep one in).
+    /// Basic requests have no session to keep one in, so the realm's logout
+    /// hook runs at once, as for a verified Basic request).
     fn basic_avatar(&mut self, user: &str) -> Option<R::Avatar> {
         let id = crate::cred::AvatarId::User(user.to_string());
         self.portal
             .realm_mut()
             .request_avatar(&id)
-            .map(|(avatar, _hook)| avatar)
+            .map(|(avatar, hook)| {
+                hook.logout();
+                avatar
+            })
     }
 
     /// A `Set-Cookie` value that deletes the trusted-device cookie.
@@ -434,7 +439,9 @@ where
 
     /// Whether a post comes from this site: `Sec-Fetch-Site` (when the
     /// browser sends it) is `same-origin` or `none`, and `Origin` (when sent)
-    /// is this site's own origin.
+    /// is this site's own origin: `https://<host>`, or without TLS also
+    /// `http://<host>` (a browser behind a TLS-terminating proxy still sends
+    /// `https://`).
     fn same_origin(&self, request: &Request) -> bool {
         if let Some(site) = request.header("sec-fetch-site") {
             if !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none")) {
@@ -444,14 +451,12 @@ where
         let Some(origin) = request.header("origin") else {
             return true;
         };
-        let scheme = if self.config.tls { "https" } else { "http" };
-        match request.host() {
-            Some(host) => {
-                let expected = format!("{scheme}://{host}");
-                origin.eq_ignore_ascii_case(expected.as_bytes())
-            }
-            None => false,
-        }
+        let Some(host) = request.host() else {
+            return false;
+        };
+        let same =
+            |scheme: &str| origin.eq_ignore_ascii_case(format!("{scheme}://{host}").as_bytes());
+        same("https") || (!self.config.tls && same("http"))
     }
 
     /// The form body, once read; otherwise what to do first.
@@ -490,9 +495,17 @@ where
         });
     }
 
-    fn ticket(&mut self) -> Ticket {
+    /// Keeps what a check in flight is for, under a new ticket.
+    fn park(&mut self, now: Now, job: &VerifyJob, pending: Pending) -> Ticket {
         self.next_ticket += 1;
-        Ticket(self.next_ticket)
+        let ticket = Ticket(self.next_ticket);
+        let parked = Parked {
+            job: job.id(),
+            since: now.mono,
+            pending,
+        };
+        self.pending.insert(ticket, parked);
+        ticket
     }
 }
 

@@ -25,11 +25,13 @@
 //!
 //! ## Plain HTTP
 //!
-//! With [`GuardConfig::tls`] off (a deployment behind a TLS-terminating
-//! proxy), cookies lose the `__Host-` prefix and `Secure` (browsers refuse
-//! both without TLS), guard pages send no HSTS, and the same-origin check
-//! expects `http://` origins. The session cookie then crosses the proxy's
-//! hop in clear: keep that hop on loopback or a private network.
+//! [`GuardConfig::tls`] says whether *browsers* reach the site over
+//! HTTPS, whoever terminates TLS: behind a TLS-terminating proxy, leave it
+//! on. Off (browsers really speak plain HTTP), cookies lose the `__Host-`
+//! prefix and `Secure` (browsers refuse both without TLS), guard pages send
+//! no HSTS, and the same-origin check accepts `http://` origins as well as
+//! `https://` ones. The session cookie then travels in clear: a password
+//! and a session can be read by anyone on the path.
 
 pub mod basic;
 mod config;
@@ -47,7 +49,8 @@ use core::net::IpAddr;
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::cred::{
-    LoginFailure, LoginOutcome, LogoutHook, PasswordUpgrade, Portal, Realm, Verdict, VerifyJob,
+    AvatarId, LoginFailure, LoginOutcome, LogoutHook, PasswordUpgrade, Portal, Realm, Verdict,
+    VerifyJob,
 };
 use crate::http::Request;
 use crate::random::CryptoRng;
@@ -141,6 +144,28 @@ enum Pending {
     },
 }
 
+/// A check in flight: the job's id (its verdict must carry the same) and
+/// when it started (checks never answered are dropped after
+/// [`PENDING_TIMEOUT`]).
+struct Parked {
+    job: Option<crate::cred::JobId>,
+    since: std::time::Instant,
+    pending: Pending,
+}
+
+/// How long a password check may stay in flight. A verdict that never comes
+/// back (a worker lost it) must not hold a slot for ever.
+const PENDING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Pending {
+    /// The username the check is for.
+    fn username(&self) -> &str {
+        match self {
+            Pending::Form { username, .. } | Pending::Basic { username, .. } => username,
+        }
+    }
+}
+
 /// Most password checks in flight at once; more are answered 503 at once.
 const MAX_PENDING: usize = 1024;
 
@@ -153,7 +178,7 @@ pub struct Guard<R: Realm> {
     csrf: CsrfKey,
     public: PublicPaths,
     basic_cache: BasicCache<()>,
-    pending: BTreeMap<Ticket, Pending>,
+    pending: BTreeMap<Ticket, Parked>,
     next_ticket: u64,
     events: VecDeque<AuthEvent>,
     upgrades: VecDeque<PasswordUpgrade>,
@@ -233,6 +258,10 @@ where
     pub fn sweep(&mut self, now: Now) {
         let ended = self.sessions.sweep(now.mono);
         self.finish_sessions(ended);
+        // Checks whose verdict never came back: their attempts count as
+        // failures (the throttle charged them when they started).
+        self.pending
+            .retain(|_, parked| now.mono.saturating_duration_since(parked.since) < PENDING_TIMEOUT);
     }
 
     /// Decides what to do with `request` from `client`. `body` is `None`
@@ -279,10 +308,27 @@ where
     /// that asked for it.
     pub fn complete(&mut self, now: Now, ticket: Ticket, verdict: Verdict) -> Decision<R::Avatar> {
         let tls = self.config.tls;
-        let Some(pending) = self.pending.remove(&ticket) else {
+        let Some(Parked { job, pending, .. }) = self.pending.remove(&ticket) else {
             return Decision::Respond(Reply::plain(500, tls));
         };
-        let outcome = self.portal.complete(verdict);
+
+        let outcome = if verdict.job_id() != job {
+            // Results of two checks mixed up on the way back: this login
+            // fails rather than take another visitor's verdict.
+            LoginOutcome::Failed(LoginFailure::Unauthorized)
+        } else {
+            match self.portal.complete(verdict) {
+                // A verdict about someone else than the ticket's login:
+                // nobody logs in.
+                LoginOutcome::LoggedIn(login)
+                    if login.avatar_id != AvatarId::User(pending.username().to_string()) =>
+                {
+                    self.upgrades.extend(login.upgrade);
+                    LoginOutcome::Failed(LoginFailure::Unauthorized)
+                }
+                outcome => outcome,
+            }
+        };
         match (pending, outcome) {
             (
                 Pending::Form {
@@ -386,6 +432,10 @@ where
             ) => {
                 self.throttle.record_success(now.mono, attempt);
                 self.upgrades.extend(login.upgrade);
+                // A Basic request has no session: its "session" is this one
+                // request, so the realm's logout hook runs as it is handed on
+                // (twisted.web.guard logs out when the request finishes).
+                login.logout.logout();
                 self.basic_cache.insert(now.mono, &username, &password, ());
                 self.events.push_back(AuthEvent::BasicVerified {
                     user: username.clone(),
