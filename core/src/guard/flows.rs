@@ -146,8 +146,7 @@ where
                     attempt,
                     previous,
                 };
-                let ticket = self.park(now, &job, pending);
-                Decision::Verify(Verification { ticket, job })
+                self.park(now, job, pending)
             }
             // Refused before any hashing (an over-long password): answered
             // like any other failure.
@@ -287,8 +286,7 @@ where
                     attempt,
                     path,
                 };
-                let ticket = self.park(now, &job, pending);
-                Decision::Verify(Verification { ticket, job })
+                self.park(now, job, pending)
             }
             Login::Done(_) => {
                 let _ = self.throttle.record_failure(now.mono, attempt);
@@ -495,8 +493,9 @@ where
         });
     }
 
-    /// Keeps what a check in flight is for, under a new ticket.
-    fn park(&mut self, now: Now, job: &VerifyJob, pending: Pending) -> Ticket {
+    /// Keeps what a check in flight is for, under a new ticket, and hands
+    /// the job out.
+    fn park(&mut self, now: Now, job: VerifyJob, pending: Pending) -> Decision<R::Avatar> {
         self.next_ticket += 1;
         let ticket = Ticket(self.next_ticket);
         let parked = Parked {
@@ -505,7 +504,7 @@ where
             pending,
         };
         self.pending.insert(ticket, parked);
-        ticket
+        Decision::Verify(Verification { ticket, job })
     }
 }
 
