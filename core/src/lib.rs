@@ -1,11 +1,23 @@
 //! # portcullis-core
 //!
 //! The sans-IO heart of Portcullis, a login guard for web sites. This crate
-//! parses and frames HTTP/1.1 and will decide sessions and logins; it never
-//! touches a socket, a file, a thread, a clock or a global random generator.
-//! Whatever drives it (the mio server in `portcullis-mio`, a blocking
-//! `std::net` loop, a test harness on virtual time, a fuzzer) lends it the
-//! I/O, the time and the randomness.
+//! parses and frames HTTP/1.1, checks credentials and decides sessions and
+//! logins; it never touches a socket, a file, a thread, a clock or a global
+//! random generator. Whatever drives it (the mio server in `portcullis-mio`,
+//! a blocking `std::net` loop, a test harness on virtual time, a fuzzer)
+//! lends it the I/O, the time and the randomness.
+//!
+//! | module | concern |
+//! | --- | --- |
+//! | [`Connection`] (`conn`), [`http`] | one HTTP/1.1 connection: strict request framing, responses, keep-alive, deadlines |
+//! | [`cred`] | twisted.cred's Portal, Realm and Checkers; the argon2id password file; verification jobs |
+//! | [`guard`] | the session wrapper: login and logout pages, CSRF, throttling, public paths, Basic |
+//! | [`session`] | the server-side session store |
+//! | [`random`] | the injected randomness and a seeded generator for tests |
+//!
+//! A server drives a [`Connection`] per socket and hands each request to one
+//! [`guard::Guard`]; see `examples/guarded_server.rs` in the repository for
+//! the whole loop over blocking `std::net`.
 //!
 //! ## The run-loop contract
 //!
