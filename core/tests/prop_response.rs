@@ -6,7 +6,7 @@
 
 mod support;
 
-use portcullis_core::http::reason_phrase;
+use portcullis_core::http::{is_reserved_header, reason_phrase};
 use portcullis_core::{ResponseBody, ResponseHead};
 use proptest::prelude::*;
 use support::{Peer, DATE};
@@ -53,23 +53,9 @@ struct Case {
     close: bool,
 }
 
-fn reserved(name: &str) -> bool {
-    [
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "date",
-        "keep-alive",
-        "upgrade",
-        "trailer",
-        "proxy-connection",
-    ]
-    .iter()
-    .any(|r| name.eq_ignore_ascii_case(r))
-}
-
 fn field() -> impl Strategy<Value = (String, String)> {
-    let name = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}".prop_filter("reserved", |n| !reserved(n));
+    let name =
+        "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}".prop_filter("reserved", |n| !is_reserved_header(n));
     // Visible ASCII, inner spaces and tabs, and non-ASCII text (obs-text on
     // the wire); no outer whitespace; possibly empty.
     let value = prop_oneof![

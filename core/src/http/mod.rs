@@ -12,4 +12,4 @@ pub use error::{ApiError, ProtocolError, ProtocolErrorKind};
 pub use head::MAX_HEADERS_CAP;
 pub use limits::Limits;
 pub use request::{Request, RequestBody, Version};
-pub use response::{reason_phrase, ResponseBody, ResponseHead};
+pub use response::{is_reserved_header, reason_phrase, ResponseBody, ResponseHead};

@@ -97,7 +97,7 @@ impl ResponseHead {
             if name.is_empty() || !name.bytes().all(is_tchar) || !is_field_value(value.as_bytes()) {
                 return Err(ApiError::InvalidHeader(name.to_string()));
             }
-            if is_reserved(name) {
+            if is_reserved_header(name) {
                 return Err(ApiError::ReservedHeader(name.to_string()));
             }
         }
@@ -105,9 +105,11 @@ impl ResponseHead {
     }
 }
 
-/// Fields the connection writes itself: letting the application set them
-/// would let it contradict the framing.
-fn is_reserved(name: &str) -> bool {
+/// Whether `name` is a field the connection writes itself (framing,
+/// `Connection`, `Date`, ...): [`ResponseHead`]s that set one are refused
+/// with [`ApiError::ReservedHeader`], since the application could
+/// contradict the framing.
+pub fn is_reserved_header(name: &str) -> bool {
     [
         "content-length",
         "transfer-encoding",
