@@ -259,9 +259,15 @@ where
         let ended = self.sessions.sweep(now.mono);
         self.finish_sessions(ended);
         // Checks whose verdict never came back: their attempts count as
-        // failures (the throttle charged them when they started).
-        self.pending
-            .retain(|_, parked| now.mono.saturating_duration_since(parked.since) < PENDING_TIMEOUT);
+        // failures (the throttle charged them when they started). Tickets
+        // rise with time, so the oldest are first: this runs on every
+        // request and looks only at what it removes, plus one.
+        while let Some(entry) = self.pending.first_entry() {
+            if now.mono.saturating_duration_since(entry.get().since) < PENDING_TIMEOUT {
+                break;
+            }
+            entry.remove();
+        }
     }
 
     /// Decides what to do with `request` from `client`. `body` is `None`
