@@ -516,6 +516,20 @@ impl Connection {
         self.exchange.is_none() && self.unread().is_empty() && self.pending_output().is_empty()
     }
 
+    /// Graceful shutdown: no further request will be read. An idle
+    /// connection starts closing at once; one in the middle of a request
+    /// finishes it (its response says `Connection: close` if it has not
+    /// started yet) and then closes.
+    pub fn close_when_done(&mut self) {
+        match &mut self.exchange {
+            Some(exchange) => exchange.close_after = true,
+            None => {
+                self.stop_reading();
+                self.closing = true;
+            }
+        }
+    }
+
     // ----- time --------------------------------------------------------------
 
     /// The next moment [`handle_timeout`](Self::handle_timeout) must be

@@ -4,7 +4,7 @@
 
 mod support;
 
-use portcullis_core::{Event, ProtocolErrorKind as Kind, ResponseBody, ResponseHead};
+use portcullis_core::{BodyRead, Event, ProtocolErrorKind as Kind, ResponseBody, ResponseHead};
 use support::{get, post_with, Peer};
 
 #[test]
@@ -263,5 +263,123 @@ fn eof_after_pipelined_requests_answers_every_complete_one_then_closes() {
     assert!(second.contains("\r\nConnection: close\r\n"), "{second:?}");
     // The unfinished third request can never complete.
     assert_eq!(peer.error().kind(), Kind::Truncated);
+    assert!(peer.conn.is_closed());
+}
+
+// ----- graceful shutdown (close_when_done) -----------------------------------
+
+#[test]
+fn an_idle_keep_alive_connection_closes_at_once_on_shutdown() {
+    let mut peer = Peer::new();
+    peer.send(get("/"));
+    peer.request();
+    peer.respond(200, "ok");
+    peer.output();
+    assert!(!peer.conn.is_closing(), "kept alive for the next request");
+
+    peer.conn.close_when_done();
+    assert!(peer.conn.is_closed());
+    assert_eq!(peer.output(), "", "nothing more is said");
+    assert!(!peer.conn.wants_read());
+    assert_eq!(peer.conn.poll_timeout(), None, "no timer left to wait for");
+    // A request that arrives anyway is not read.
+    peer.send(get("/late"));
+    assert_eq!(peer.events(), []);
+}
+
+#[test]
+fn a_response_still_being_written_is_delivered_before_the_shutdown_close() {
+    let mut peer = Peer::new();
+    peer.send(get("/"));
+    peer.request();
+    peer.respond(200, "ok");
+    // The adapter has not written the answer yet when shutdown begins.
+    peer.conn.close_when_done();
+    assert!(peer.conn.is_closing());
+    assert!(!peer.conn.is_closed());
+    assert!(peer.output().ends_with("\r\n\r\nok"));
+    assert!(peer.conn.is_closed());
+}
+
+#[test]
+fn a_request_not_yet_answered_is_answered_with_close_on_shutdown() {
+    let mut peer = Peer::new();
+    peer.send(get("/slow"));
+    assert!(peer.request().wants_keep_alive());
+    // Shutdown begins while the application works on the answer.
+    peer.conn.close_when_done();
+    assert!(!peer.conn.is_closed(), "the request in progress finishes");
+    assert!(!peer.conn.is_closing());
+    peer.respond(200, "done");
+    let output = peer.output();
+    assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output:?}");
+    assert!(output.contains("\r\nConnection: close\r\n"), "{output:?}");
+    assert!(output.ends_with("\r\n\r\ndone"));
+    assert!(peer.conn.is_closed());
+}
+
+#[test]
+fn shutdown_during_the_first_of_two_pipelined_requests_answers_only_the_first() {
+    let mut peer = Peer::new();
+    peer.send(get("/first") + &get("/second"));
+    assert_eq!(peer.request().path(), "/first");
+    peer.conn.close_when_done();
+    peer.respond(200, "first");
+    // The second request was received but is never handed out.
+    assert_eq!(peer.events(), []);
+    let output = peer.output();
+    assert_eq!(output.matches("HTTP/1.1 ").count(), 1, "{output:?}");
+    assert!(output.contains("\r\nConnection: close\r\n"), "{output:?}");
+    assert!(output.ends_with("\r\n\r\nfirst"));
+    assert!(peer.conn.is_closed());
+}
+
+#[test]
+fn shutdown_while_a_body_streams_lets_it_finish_then_closes() {
+    let mut peer = Peer::new();
+    peer.send(get("/download") + &get("/next"));
+    peer.request();
+    peer.start(ResponseHead::new(200).body(ResponseBody::Streamed))
+        .unwrap();
+    peer.conn.send_body(peer.now, b"part one, ").unwrap();
+    let head_and_first = peer.output();
+    // The head went out saying nothing of a close: too late to say it.
+    assert!(
+        !head_and_first.contains("Connection: close"),
+        "{head_and_first:?}"
+    );
+
+    peer.conn.close_when_done();
+    assert!(!peer.conn.is_closing(), "the download goes on");
+    peer.conn.send_body(peer.now, b"part two").unwrap();
+    peer.conn.finish_response(peer.now).unwrap();
+    let rest = peer.output();
+    // The chunked body ends properly, so the client sees it whole.
+    assert_eq!(rest, "8\r\npart two\r\n0\r\n\r\n");
+    assert!(peer.conn.is_closed());
+    assert_eq!(peer.events(), [], "the pipelined /next is not answered");
+}
+
+#[test]
+fn shutdown_before_the_whole_body_arrived_still_reads_and_answers_it() {
+    // The request is in progress: shutdown lets it finish, and finishing it
+    // takes its body. Reading goes on until the body is complete (the
+    // body-idle deadline still bounds a peer that stops sending).
+    let mut peer = Peer::new();
+    peer.send(post_with("Content-Length: 10\r\n") + "0123");
+    peer.request();
+    peer.conn.close_when_done();
+    assert!(peer.conn.wants_read(), "the rest of the body is awaited");
+    assert!(peer.conn.poll_timeout().is_some(), "but not for ever");
+    let (early, last) = peer.read_body_in(64);
+    assert_eq!((early.as_slice(), last), (&b"0123"[..], BodyRead::Pending));
+
+    peer.send("456789");
+    assert_eq!(peer.read_body(), b"456789");
+    peer.respond(201, "stored");
+    let output = peer.output();
+    assert!(output.starts_with("HTTP/1.1 201 Created\r\n"), "{output:?}");
+    assert!(output.contains("\r\nConnection: close\r\n"), "{output:?}");
+    assert!(output.ends_with("stored"));
     assert!(peer.conn.is_closed());
 }

@@ -310,6 +310,32 @@ where
         self.ask_to_log_in(request, &path)
     }
 
+    /// The check behind `ticket` will not run (the server had no room to
+    /// queue it): the attempt is taken back from the brute-force counters,
+    /// since no password was tried, and the client is told to retry: 503
+    /// with `Retry-After`.
+    pub fn cancel(&mut self, now: Now, ticket: Ticket) -> Reply {
+        if let Some(parked) = self.pending.remove(&ticket) {
+            let attempt = match parked.pending {
+                Pending::Form { attempt, .. } | Pending::Basic { attempt, .. } => attempt,
+            };
+            self.throttle.cancel(now.mono, attempt);
+        }
+        Reply::plain(503, self.config.tls).with("Retry-After", "1")
+    }
+
+    /// The CSRF token for a one-click logout form on the site's own pages
+    /// (a hidden field named `csrf`, posted to [`LOGOUT_PATH`]), bound to
+    /// the request's session cookie; `None` without one. Computed on
+    /// demand so that serving pages that need none costs nothing.
+    pub fn logout_form_token(&self, request: &Request) -> Option<String> {
+        let cookie = single_cookie(request, &self.config.session_cookie())?;
+        Some(
+            self.csrf
+                .token(cookie.as_bytes(), csrf::CsrfPurpose::Logout),
+        )
+    }
+
     /// Takes the verdict of the job behind `ticket` and decides the request
     /// that asked for it.
     pub fn complete(&mut self, now: Now, ticket: Ticket, verdict: Verdict) -> Decision<R::Avatar> {

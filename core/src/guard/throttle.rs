@@ -624,6 +624,39 @@ impl<M: Moment> Throttle<M> {
         }
     }
 
+    /// The attempt was never checked (the server had no capacity to verify
+    /// it): exactly its own charge is taken back, nothing more is forgiven.
+    pub fn cancel(&mut self, now: M, attempt: Attempt) {
+        let t = self.tick(now);
+        match attempt.charge {
+            Charge::Trusted { nonce, .. } => {
+                if let Some(count) = self.devices.get_mut(&nonce, t) {
+                    *count = count.saturating_sub(1);
+                }
+            }
+            Charge::Untrusted { hour_slot } => {
+                for (table, key) in [
+                    (&mut self.addresses, attempt.address),
+                    (&mut self.pairs, attempt.pair),
+                ] {
+                    if let Some(count) = table.get_mut(&key, t) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            table.remove(&key);
+                        }
+                    }
+                }
+                if let Some(state) = self.accounts.get_mut(&attempt.account, t) {
+                    state.failures = state.failures.saturating_sub(1);
+                    state.hour.refund(hour_slot);
+                    if state.failures == 0 && state.hour.is_empty() {
+                        self.accounts.remove(&attempt.account);
+                    }
+                }
+            }
+        }
+    }
+
     /// A new device token for `account`, to set as a cookie after a
     /// successful login. `now` is the wall clock.
     pub fn issue_device_token(
@@ -1923,6 +1956,198 @@ mod tests {
             "DeviceKey(<redacted>)"
         );
         assert!(!format!("{th:?}").contains(&token));
+    }
+
+    // ----- cancelled attempts -----------------------------------------------
+
+    /// An attempt the server could not queue: checked, then cancelled.
+    fn cancelled(
+        th: &mut Th,
+        now: Duration,
+        account: &str,
+        client: IpAddr,
+        device: Option<&TrustedDevice>,
+    ) -> Result<(), Throttled> {
+        let attempt = th.check(now, account, client, device)?;
+        th.cancel(now, attempt);
+        Ok(())
+    }
+
+    #[test]
+    fn cancelled_attempts_never_build_up_a_delay() {
+        // An overloaded server turns away fifty of alice's logins from home,
+        // and a hundred and fifty more from strangers: no password was tried.
+        let mut th = throttle();
+        let mut now = Duration::ZERO;
+        for n in 0..200 {
+            let client = if n < 50 { HOME } else { stranger(n) };
+            cancelled(&mut th, now, "alice", client, None).expect("never throttled");
+            now += millis(10);
+        }
+        assert_eq!(counts(&th, "alice", HOME), (0, 0, 0));
+        let entries = th.entries();
+        assert_eq!(
+            (entries.accounts, entries.addresses, entries.pairs),
+            (0, 0, 0),
+            "nothing is left behind, not even in the hourly cap"
+        );
+        // Her next real attempt goes through, and the schedule starts from
+        // scratch: five free failures at home, then the pair's wait.
+        for _ in 0..5 {
+            fail(&mut th, now, "alice", HOME).expect("free failures");
+        }
+        let refused = th.check(now, "alice", HOME, None).unwrap_err();
+        assert_eq!(
+            (refused.limit(), refused.retry_after_secs()),
+            (Limit::Pair, 1)
+        );
+        assert_all_consistent(&th);
+
+        // The contrast: attempts dropped without a verdict stay charged, so
+        // the same fifty at home would have locked her out after five.
+        let mut th = throttle();
+        let mut let_through = 0;
+        for _ in 0..50 {
+            if let Ok(attempt) = th.check(Duration::ZERO, "alice", HOME, None) {
+                drop(attempt);
+                let_through += 1;
+            }
+        }
+        assert_eq!(let_through, 5);
+    }
+
+    #[test]
+    fn a_cancel_takes_back_its_own_charge_and_forgives_no_real_failure() {
+        let mut th = throttle();
+        let t0 = secs(10);
+        // Four real failures at home; one attempt in flight.
+        for _ in 0..4 {
+            fail(&mut th, t0, "alice", HOME).unwrap();
+        }
+        let in_flight = th.check(t0, "alice", HOME, None).unwrap();
+        assert_eq!(counts(&th, "alice", HOME), (5, 5, 5));
+        th.cancel(t0, in_flight);
+        assert_eq!(counts(&th, "alice", HOME), (4, 4, 4), "only its own charge");
+        // However many are cancelled now, the four stay.
+        for _ in 0..20 {
+            cancelled(&mut th, t0, "alice", HOME, None).unwrap();
+        }
+        assert_eq!(counts(&th, "alice", HOME), (4, 4, 4));
+
+        // The fifth real failure locks the pair as it would have anyway.
+        fail(&mut th, t0, "alice", HOME).unwrap();
+        let refused = th.check(t0, "alice", HOME, None).unwrap_err();
+        assert_eq!(
+            (refused.limit(), refused.retry_after_secs()),
+            (Limit::Pair, 1)
+        );
+        // A check once the wait is over, then cancelled: the five stay, so
+        // the next real failure brings the doubled wait, not a fresh start.
+        let later = t0 + secs(2);
+        cancelled(&mut th, later, "alice", HOME, None).expect("the wait is over");
+        assert_eq!(counts(&th, "alice", HOME), (5, 5, 5));
+        fail(&mut th, later + secs(1), "alice", HOME).expect("open again");
+        let refused = th.check(later + secs(1), "alice", HOME, None).unwrap_err();
+        assert_eq!(
+            (refused.limit(), refused.retry_after_secs()),
+            (Limit::Pair, 2)
+        );
+        // The hourly cap holds the six real failures, and only those.
+        let alice = th.hash(b"portcullis-acct", &[b"alice"]);
+        let (state, _) = th.accounts.get(&alice, th.latest).unwrap();
+        let counted: u32 = state.hour.counts.iter().map(|&c| u32::from(c)).sum();
+        assert_eq!(counted, 6);
+    }
+
+    #[test]
+    fn a_cancelled_attempt_does_not_restart_the_wait() {
+        // Five failures at t0 lock the pair until t0 + 1 s. At t0 + 1 s an
+        // attempt is allowed, but the server cannot queue it: taking it back
+        // leaves the throttle as it was, open, rather than waiting another
+        // second from the attempt that never tried a password.
+        let mut th = throttle();
+        let t0 = secs(10);
+        for _ in 0..5 {
+            fail(&mut th, t0, "alice", HOME).unwrap();
+        }
+        let opens = t0 + secs(1);
+        cancelled(&mut th, opens, "alice", HOME, None).expect("the wait is over");
+        assert!(
+            th.check(opens, "alice", HOME, None).is_ok(),
+            "the cancelled attempt re-armed the pair's wait"
+        );
+    }
+
+    #[test]
+    fn a_cancel_after_the_same_pairs_success_forgives_nothing_more() {
+        // Alice has a login in flight when another of hers, from the same
+        // address, succeeds: the success forgives her pair's failures, the
+        // charge in flight included. Cancelling the first one afterwards
+        // must not take a second failure off the shared counters: carol's
+        // failures from that address stay.
+        let mut th = throttle();
+        let in_flight = th.check(Duration::ZERO, "alice", HOME, None).unwrap();
+        for _ in 0..4 {
+            fail(&mut th, Duration::ZERO, "carol", HOME).unwrap();
+        }
+        succeed(&mut th, Duration::ZERO, "alice", HOME, None).unwrap();
+        assert_eq!(counts(&th, "carol", HOME), (4, 4, 4));
+        th.cancel(Duration::ZERO, in_flight);
+        assert_eq!(counts(&th, "carol", HOME), (4, 4, 4));
+        assert_eq!(counts(&th, "alice", HOME), (0, 4, 0));
+    }
+
+    #[test]
+    fn cancelled_trusted_attempts_are_refunded_to_their_device() {
+        let mut th = throttle();
+        let token = th.issue_device_token(wall(Duration::ZERO), "alice", &mut TestRng::seeded(8));
+        let device = th
+            .verify_device_token(wall(Duration::ZERO), "alice", &token)
+            .unwrap();
+        // Fifty of her browser's logins turned away: past the device's five
+        // free failures and its ten that revoke, had they counted.
+        for _ in 0..50 {
+            let attempt = th
+                .check(Duration::ZERO, "alice", HOME, Some(&device))
+                .expect("never throttled");
+            assert!(attempt.is_trusted());
+            th.cancel(Duration::ZERO, attempt);
+        }
+        assert!(th
+            .verify_device_token(wall(Duration::ZERO), "alice", &token)
+            .is_some());
+        assert_eq!(
+            counts(&th, "alice", HOME),
+            (0, 0, 0),
+            "shared counters untouched"
+        );
+        // Her token still has all five free failures, then the device wait.
+        for _ in 0..5 {
+            let attempt = th
+                .check(Duration::ZERO, "alice", HOME, Some(&device))
+                .expect("free failures");
+            assert!(attempt.is_trusted());
+            assert_eq!(
+                th.record_failure(Duration::ZERO, attempt),
+                Recorded::Counted
+            );
+        }
+        let refused = th
+            .check(Duration::ZERO, "alice", HOME, Some(&device))
+            .unwrap_err();
+        assert_eq!(
+            (refused.limit(), refused.retry_after_secs()),
+            (Limit::Device, 1)
+        );
+        // A cancel does not forgive those five either.
+        cancelled(&mut th, secs(1), "alice", HOME, Some(&device)).expect("the wait is over");
+        let attempt = th.check(secs(2), "alice", HOME, Some(&device)).unwrap();
+        let _ = th.record_failure(secs(2), attempt);
+        let refused = th.check(secs(2), "alice", HOME, Some(&device)).unwrap_err();
+        assert_eq!(
+            (refused.limit(), refused.retry_after_secs()),
+            (Limit::Device, 2)
+        );
     }
 
     #[test]

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use portcullis_core::cred::{
     AvatarId, Checker, HashParams, InMemoryCheckerDontUse, LogoutHook, Portal, Realm,
 };
-use portcullis_core::guard::{Access, AuthEvent, Decision, Guard, GuardConfig, Verification};
+use portcullis_core::guard::{
+    Access, AuthEvent, Decision, Guard, GuardConfig, Reply, Verification,
+};
 use portcullis_core::random::TestRng;
-use portcullis_core::{BodyRead, Connection, Event, Limits, Now};
+use portcullis_core::{BodyRead, Connection, Event, Limits, Now, Request};
 
 /// The user every story knows, and his password.
 pub const FRED: &str = "fred";
@@ -226,14 +228,7 @@ impl World {
             decision = match decision {
                 Decision::Forward(access) => return Ok(Outcome::Forward(access)),
                 Decision::Respond(reply) => {
-                    conn.send_response(now, reply.head)
-                        .expect("the guard's reply head is valid HTTP");
-                    let taken = conn.send_body(now, &reply.body).expect("send_body");
-                    assert_eq!(taken, reply.body.len(), "the reply body fits");
-                    conn.finish_response(now).expect("finish_response");
-                    let bytes = conn.pending_output().to_vec();
-                    conn.advance_output(now, bytes.len());
-                    return Ok(Outcome::Reply(Response::parse(&bytes)));
+                    return Ok(Outcome::Reply(send_reply(now, &mut conn, reply)));
                 }
                 Decision::ReadBody { limit } => {
                     let mut body = Vec::new();
@@ -264,6 +259,47 @@ impl World {
                 }
             }
         }
+    }
+}
+
+impl World {
+    /// `reply` as a connection sends it (in answer to a plain GET): for the
+    /// answers a server gets from the guard outside [`World::exchange`],
+    /// such as [`Guard::cancel`]'s.
+    pub fn on_the_wire(&self, reply: Reply) -> Response {
+        let mut conn = Connection::new(self.now, Limits::default());
+        let raw = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+        conn.receive(self.now, raw.as_bytes());
+        match conn.poll_event() {
+            Some(Event::Request(_)) => send_reply(self.now, &mut conn, reply),
+            other => panic!("the connection did not hand out a request: {other:?}"),
+        }
+    }
+}
+
+/// Sends `reply` on `conn`, which has a request waiting for it, and reads
+/// back every byte written.
+fn send_reply(now: Now, conn: &mut Connection, reply: Reply) -> Response {
+    conn.send_response(now, reply.head)
+        .expect("the guard's reply head is valid HTTP");
+    let taken = conn.send_body(now, &reply.body).expect("send_body");
+    assert_eq!(taken, reply.body.len(), "the reply body fits");
+    conn.finish_response(now).expect("finish_response");
+    let bytes = conn.pending_output().to_vec();
+    conn.advance_output(now, bytes.len());
+    Response::parse(&bytes)
+}
+
+/// The request a connection makes of `raw`, as the site gets it with a
+/// forward (to ask the guard about it, e.g. [`Guard::logout_form_token`]).
+#[track_caller]
+pub fn parsed(raw: &[u8]) -> Request {
+    let now = epoch();
+    let mut conn = Connection::new(now, Limits::default());
+    conn.receive(now, raw);
+    match conn.poll_event() {
+        Some(Event::Request(request)) => request,
+        other => panic!("the connection did not hand out a request: {other:?}"),
     }
 }
 

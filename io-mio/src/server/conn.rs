@@ -1,0 +1,793 @@
+//! One client connection: a TCP socket, rustls on top when it came in on
+//! the HTTPS listener, and the core's HTTP/1.1 [`Connection`] fed with the
+//! plaintext. The loop calls [`Conn::drive`] after every readiness event,
+//! timer or finished password check; `drive` moves bytes and decisions
+//! until nothing more can happen, then the loop re-derives the socket's
+//! interest and deadline from the state left behind.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpStream;
+use mio::Interest;
+use portcullis_core::guard::{Decision, Ticket};
+use portcullis_core::{BodyRead, Connection, Event, Now, Request, ResponseBody, ResponseHead};
+use rustls::ServerConnection;
+
+use super::log::{self, AccessRecord};
+use super::Shared;
+use crate::static_files::{FileBody, SiteBody, SiteResponse};
+
+/// How long a closed connection keeps draining what the client still sends,
+/// so that the kernel does not answer it with a reset that destroys the
+/// response in flight.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Which listener the connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Serves the guarded site (HTTPS, or plain HTTP without TLS).
+    Site,
+    /// Plain HTTP next to an HTTPS listener: every request gets a 308 there.
+    Redirect {
+        /// The HTTPS listener's port.
+        https_port: u16,
+    },
+}
+
+/// What the current request is waiting for.
+enum Work {
+    /// No request in progress.
+    Idle,
+    /// The guard asked for the body (a login or logout form).
+    ReadingBody {
+        request: Request,
+        body: Vec<u8>,
+        limit: usize,
+    },
+    /// A password check is running on the pool.
+    Verifying { request: Request, ticket: Ticket },
+    /// The response head is out; its body follows as the connection has
+    /// room.
+    Sending {
+        request: Option<Request>,
+        body: OutBody,
+    },
+}
+
+/// A response body being sent.
+enum OutBody {
+    Bytes { bytes: Vec<u8>, sent: usize },
+    File(FileBody),
+}
+
+/// What the access log needs about the request in progress.
+struct Pending {
+    started: Instant,
+    time: SystemTime,
+    user: Option<String>,
+    status: u16,
+    bytes: u64,
+}
+
+/// One client connection.
+pub struct Conn {
+    socket: TcpStream,
+    tls: Option<Box<ServerConnection>>,
+    http: Connection,
+    role: Role,
+    /// The peer's address (the client's, unless a trusted proxy names it).
+    pub peer: IpAddr,
+    work: Work,
+    log: Option<Pending>,
+    /// Plaintext read but not yet taken by the core.
+    unfed: Vec<u8>,
+    /// Readiness as last reported by the poller and not yet used up (the
+    /// poller is edge-triggered: an edge is reported once).
+    readable: bool,
+    writable: bool,
+    /// The TCP peer closed its side.
+    peer_eof: bool,
+    /// The TLS handshake must finish by then.
+    handshake_deadline: Option<Instant>,
+    /// Closed for HTTP; draining input until then before the socket goes.
+    linger_until: Option<Instant>,
+    /// The socket is finished: remove the connection.
+    done: bool,
+    /// What the poller was last asked to report.
+    pub registered: Interest,
+}
+
+impl Conn {
+    /// A connection accepted at `now`.
+    pub fn new(
+        socket: TcpStream,
+        tls: Option<ServerConnection>,
+        role: Role,
+        peer: IpAddr,
+        shared: &Shared,
+        now: Now,
+    ) -> Conn {
+        let handshake_deadline = tls.as_ref().map(|_| now.mono + shared.handshake_timeout);
+        Conn {
+            socket,
+            tls: tls.map(Box::new),
+            http: Connection::new(now, shared.limits.clone()),
+            role,
+            peer,
+            work: Work::Idle,
+            log: None,
+            unfed: Vec::new(),
+            readable: true,
+            writable: true,
+            peer_eof: false,
+            handshake_deadline,
+            linger_until: None,
+            done: false,
+            registered: Interest::READABLE,
+        }
+    }
+
+    /// The socket, to register with the poller.
+    pub fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    /// Whether the connection is finished and can be dropped.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Whether the poller reported the socket readable / writable.
+    pub fn ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// The interest the socket needs now: always readable (to see input and
+    /// hang-ups), writable only while output waits for room.
+    pub fn interest(&self) -> Interest {
+        let tls_wants_write = self.tls.as_ref().is_some_and(|tls| tls.wants_write());
+        let plain_wants_write = self.tls.is_none() && !self.http.pending_output().is_empty();
+        if (tls_wants_write || plain_wants_write) && self.linger_until.is_none() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// The next moment something is due: the core's deadline, the TLS
+    /// handshake's, or the end of lingering.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        if self.linger_until.is_some() {
+            return self.linger_until;
+        }
+        let handshake = self
+            .handshake_deadline
+            .filter(|_| self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()));
+        match (self.http.poll_timeout(), handshake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Applies the deadlines that passed by `now`.
+    pub fn on_timeout(&mut self, shared: &mut Shared, key: usize, now: Now) {
+        if let Some(until) = self.linger_until {
+            if now.mono >= until {
+                self.done = true;
+            }
+            return;
+        }
+        if let Some(deadline) = self.handshake_deadline {
+            let handshaking = self.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+            if handshaking && now.mono >= deadline {
+                // A stalled handshake: nothing was said, nothing to flush.
+                self.done = true;
+                return;
+            }
+        }
+        self.http.handle_timeout(now);
+        self.drive(shared, key, now);
+    }
+
+    /// Graceful shutdown: finish the request in flight, read no more.
+    pub fn close_when_done(&mut self, shared: &mut Shared, key: usize, now: Now) {
+        if self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+            self.done = true;
+            return;
+        }
+        self.http.close_when_done();
+        self.drive(shared, key, now);
+    }
+
+    /// The password check for `ticket` finished.
+    pub fn on_verified(
+        &mut self,
+        shared: &mut Shared,
+        key: usize,
+        now: Now,
+        ticket: Ticket,
+        decision: Decision<String>,
+    ) {
+        match std::mem::replace(&mut self.work, Work::Idle) {
+            Work::Verifying {
+                request,
+                ticket: waiting,
+            } if waiting == ticket => self.act(shared, key, now, request, decision),
+            other => self.work = other,
+        }
+        self.drive(shared, key, now);
+    }
+
+    /// Moves everything that can move: input into the core, events into
+    /// decisions, bodies into the core, output onto the socket. Stops when
+    /// a pass makes no progress.
+    pub fn drive(&mut self, shared: &mut Shared, key: usize, now: Now) {
+        if self.done {
+            return;
+        }
+        if self.linger_until.is_some() {
+            self.drain_lingering();
+            return;
+        }
+        loop {
+            let mut progress = self.read_input(shared, now);
+            while let Some(event) = self.http.poll_event() {
+                progress = true;
+                self.on_event(shared, key, now, event);
+            }
+            progress |= self.pump_body(shared, now);
+            progress |= self.flush(now);
+            if self.done || !progress {
+                break;
+            }
+        }
+        if !self.done && self.http.is_closed() {
+            self.start_closing(now);
+        }
+    }
+
+    // ----- input -------------------------------------------------------------
+
+    /// Reads until the socket has nothing more or the core wants no more.
+    /// Returns whether anything happened.
+    fn read_input(&mut self, shared: &mut Shared, now: Now) -> bool {
+        let mut progress = false;
+        loop {
+            if !self.unfed.is_empty() {
+                let taken = self.http.receive(now, &self.unfed);
+                if taken > 0 {
+                    progress = true;
+                    self.unfed.drain(..taken);
+                }
+                if !self.unfed.is_empty() {
+                    return progress; // the core is full: backpressure
+                }
+            }
+            let handshaking = self.tls.as_ref().is_some_and(|tls| tls.is_handshaking());
+            if !(self.http.wants_read() || handshaking) {
+                return progress;
+            }
+            let got = match &mut self.tls {
+                None => read_plain(&mut self.socket, &mut shared.scratch, &mut self.readable),
+                Some(tls) => read_tls(
+                    tls,
+                    &mut self.socket,
+                    &mut shared.scratch,
+                    &mut self.readable,
+                    &mut self.peer_eof,
+                ),
+            };
+            match got {
+                Input::Data(n) => {
+                    progress = true;
+                    let taken = self.http.receive(now, &shared.scratch[..n]);
+                    if taken < n {
+                        self.unfed.extend_from_slice(&shared.scratch[taken..n]);
+                    }
+                }
+                Input::Progress => progress = true,
+                Input::Eof => {
+                    self.peer_eof = true;
+                    self.http.receive_eof(now);
+                    return true;
+                }
+                Input::Nothing => return progress,
+                Input::TlsRefused => {
+                    // rustls queued an alert; send it, then close.
+                    let _ = self.flush(now);
+                    self.done = true;
+                    return true;
+                }
+                Input::Broken => {
+                    self.done = true;
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn drain_lingering(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.socket.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.done = true;
+    }
+
+    // ----- requests ----------------------------------------------------------
+
+    fn on_event(&mut self, shared: &mut Shared, key: usize, now: Now, event: Event) {
+        match event {
+            Event::Request(request) => {
+                if shared.access_log {
+                    self.log = Some(Pending {
+                        started: now.mono,
+                        time: now.wall,
+                        user: None,
+                        status: 0,
+                        bytes: 0,
+                    });
+                }
+                match self.role {
+                    Role::Redirect { https_port } => {
+                        let reply = redirect_to_https(&request, https_port);
+                        self.respond(shared, now, Some(request), reply);
+                    }
+                    Role::Site => {
+                        let client = shared.client_address(self.peer, &request);
+                        let decision = shared.guard.handle(now, &request, client, None);
+                        self.act(shared, key, now, request, decision);
+                    }
+                }
+            }
+            Event::BodyReadable => self.continue_body(shared, key, now),
+            Event::Error(error) => {
+                // The engine answers protocol errors itself and closes.
+                if shared.access_log {
+                    log::access(&AccessRecord {
+                        time: now.wall,
+                        client: self.peer,
+                        user: None,
+                        method: None,
+                        path: None,
+                        status: error.status(),
+                        bytes: 0,
+                        duration: Duration::ZERO,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Carries out the guard's decision on `request`.
+    fn act(
+        &mut self,
+        shared: &mut Shared,
+        key: usize,
+        now: Now,
+        request: Request,
+        decision: Decision<String>,
+    ) {
+        match decision {
+            Decision::Respond(reply) => {
+                let response = SiteResponse {
+                    head: reply.head,
+                    body: SiteBody::Bytes(reply.body),
+                };
+                self.respond(shared, now, Some(request), response);
+            }
+            Decision::Forward(access) => {
+                if let (Some(log), Some(user)) = (&mut self.log, &access.user) {
+                    log.user = Some(user.clone());
+                }
+                let response = shared.site_response(&request, &access);
+                self.respond(shared, now, Some(request), response);
+            }
+            Decision::ReadBody { limit } => {
+                self.work = Work::ReadingBody {
+                    request,
+                    body: Vec::new(),
+                    limit,
+                };
+                // The body may be buffered already.
+                self.continue_body(shared, key, now);
+            }
+            Decision::Verify(verification) => {
+                let ticket = verification.ticket;
+                match shared.pool.try_submit(key, ticket, verification.job) {
+                    Ok(()) => self.work = Work::Verifying { request, ticket },
+                    Err(_full) => {
+                        shared.note_pool_full(now);
+                        let reply = shared.guard.cancel(now, ticket);
+                        let response = SiteResponse {
+                            head: reply.head,
+                            body: SiteBody::Bytes(reply.body),
+                        };
+                        self.respond(shared, now, Some(request), response);
+                    }
+                }
+            }
+        }
+    }
+
+    fn continue_body(&mut self, shared: &mut Shared, key: usize, now: Now) {
+        let Work::ReadingBody {
+            request,
+            mut body,
+            limit,
+        } = std::mem::replace(&mut self.work, Work::Idle)
+        else {
+            return;
+        };
+        loop {
+            let room = (limit + 1)
+                .saturating_sub(body.len())
+                .min(shared.scratch.len());
+            let read = self.http.read_body(now, &mut shared.scratch[..room.max(1)]);
+            match read {
+                Ok(BodyRead::Data(n)) => {
+                    body.extend_from_slice(&shared.scratch[..n]);
+                    if body.len() > limit {
+                        break; // the guard answers 413
+                    }
+                }
+                Ok(BodyRead::Pending) => {
+                    self.work = Work::ReadingBody {
+                        request,
+                        body,
+                        limit,
+                    };
+                    return;
+                }
+                Ok(BodyRead::End) => break,
+                // The engine answered the broken body itself.
+                Ok(BodyRead::Failed(_)) | Err(_) => return,
+            }
+        }
+        let client = shared.client_address(self.peer, &request);
+        let decision = shared.guard.handle(now, &request, client, Some(&body));
+        self.act(shared, key, now, request, decision);
+    }
+
+    /// Starts the response; its body follows through [`Conn::pump_body`].
+    fn respond(
+        &mut self,
+        shared: &mut Shared,
+        now: Now,
+        request: Option<Request>,
+        response: SiteResponse,
+    ) {
+        if let Some(log) = &mut self.log {
+            log.status = response.head.status();
+        }
+        if self.http.send_response(now, response.head).is_err() {
+            // Only a bug gets here; never leave the client hanging.
+            self.done = true;
+            return;
+        }
+        let body = match response.body {
+            SiteBody::None => OutBody::Bytes {
+                bytes: Vec::new(),
+                sent: 0,
+            },
+            SiteBody::Bytes(bytes) => OutBody::Bytes { bytes, sent: 0 },
+            SiteBody::File(file) => OutBody::File(file),
+        };
+        self.work = Work::Sending { request, body };
+        self.pump_body(shared, now);
+    }
+
+    /// Feeds the response body to the core while it has room; finishes the
+    /// response at the end. Returns whether anything moved.
+    fn pump_body(&mut self, shared: &mut Shared, now: Now) -> bool {
+        let Work::Sending { body, .. } = &mut self.work else {
+            return false;
+        };
+        let mut progress = false;
+        loop {
+            let room = self.http.send_capacity();
+            let finished = match body {
+                OutBody::Bytes { bytes, sent } => {
+                    if *sent < bytes.len() && room > 0 {
+                        match self.http.send_body(now, &bytes[*sent..]) {
+                            Ok(n) => {
+                                *sent += n;
+                                progress |= n > 0;
+                                count(&mut self.log, n);
+                            }
+                            Err(_) => {
+                                self.done = true;
+                                return true;
+                            }
+                        }
+                    }
+                    *sent == bytes.len()
+                }
+                OutBody::File(file) => {
+                    if file.remaining() > 0 && room > 0 {
+                        let want = room.min(shared.scratch.len());
+                        match file.read_chunk(&mut shared.scratch[..want]) {
+                            Ok(n) => match self.http.send_body(now, &shared.scratch[..n]) {
+                                // The core takes what fits in its room.
+                                Ok(taken) if taken == n => {
+                                    progress |= n > 0;
+                                    count(&mut self.log, n);
+                                }
+                                _ => {
+                                    self.done = true;
+                                    return true;
+                                }
+                            },
+                            Err(e) => {
+                                // The file changed under us: the declared
+                                // length cannot be kept, so the client must
+                                // see a cut connection, not a short body.
+                                log::notice(format_args!("file read failed mid-response: {e}"));
+                                self.done = true;
+                                return true;
+                            }
+                        }
+                    }
+                    file.remaining() == 0
+                }
+            };
+            if finished {
+                if self.http.finish_response(now).is_err() {
+                    self.done = true;
+                    return true;
+                }
+                if let Work::Sending { request, .. } = std::mem::replace(&mut self.work, Work::Idle)
+                {
+                    self.log_finished(now, request.as_ref());
+                }
+                return true;
+            }
+            if self.http.send_capacity() == 0 || !progress {
+                return progress;
+            }
+        }
+    }
+
+    fn log_finished(&mut self, now: Now, request: Option<&Request>) {
+        let Some(pending) = self.log.take() else {
+            return;
+        };
+        log::access(&AccessRecord {
+            time: pending.time,
+            client: self.peer,
+            user: pending.user.as_deref(),
+            method: request.map(Request::method),
+            path: request.map(Request::path),
+            status: pending.status,
+            bytes: pending.bytes,
+            duration: now.mono.saturating_duration_since(pending.started),
+        });
+    }
+
+    // ----- output ------------------------------------------------------------
+
+    /// Moves the core's output to the socket (through rustls when there is
+    /// TLS). Returns whether anything moved.
+    fn flush(&mut self, now: Now) -> bool {
+        let mut progress = false;
+        loop {
+            let mut moved = false;
+            match &mut self.tls {
+                None => {
+                    let pending = self.http.pending_output();
+                    if pending.is_empty() || !self.writable {
+                        return progress;
+                    }
+                    match self.socket.write(pending) {
+                        Ok(n) => {
+                            self.http.advance_output(now, n);
+                            moved = n > 0;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => moved = true,
+                        Err(_) => {
+                            self.done = true;
+                            return true;
+                        }
+                    }
+                }
+                Some(tls) => {
+                    let pending = self.http.pending_output();
+                    if !pending.is_empty() && !tls.is_handshaking() {
+                        // rustls takes what fits under its buffer limit.
+                        if let Ok(n) = tls.writer().write(pending) {
+                            if n > 0 {
+                                self.http.advance_output(now, n);
+                                moved = true;
+                            }
+                        }
+                    }
+                    if tls.wants_write() && self.writable {
+                        match tls.write_tls(&mut self.socket) {
+                            Ok(n) => moved |= n > 0,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                self.writable = false
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => moved = true,
+                            Err(_) => {
+                                self.done = true;
+                                return true;
+                            }
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return progress;
+            }
+            progress = true;
+        }
+    }
+
+    /// The core is finished with the connection: say goodbye (TLS
+    /// close_notify), stop sending, and drain input for a moment.
+    fn start_closing(&mut self, now: Now) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            // One last write for the alert; if it does not fit now it is
+            // not worth waiting for.
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.socket) {
+                    Ok(n) if n > 0 => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    _ => break,
+                }
+            }
+        }
+        if self.peer_eof {
+            self.done = true;
+            return;
+        }
+        if self.socket.shutdown(Shutdown::Write).is_err() {
+            self.done = true;
+            return;
+        }
+        self.linger_until = Some(now.mono + LINGER);
+        self.drain_lingering();
+    }
+
+    /// Where the request stands, for a shutdown that has to choose.
+    pub fn is_verifying(&self) -> bool {
+        matches!(self.work, Work::Verifying { .. })
+    }
+}
+
+/// Counts body bytes for the access log.
+fn count(log: &mut Option<Pending>, n: usize) {
+    if let Some(log) = log {
+        log.bytes += n as u64;
+    }
+}
+
+/// What one read produced.
+enum Input {
+    /// Plaintext in the scratch buffer.
+    Data(usize),
+    /// TLS records were processed (handshake), no plaintext yet.
+    Progress,
+    /// The peer finished sending.
+    Eof,
+    /// Nothing to read now.
+    Nothing,
+    /// The TLS peer broke the protocol; an alert is queued.
+    TlsRefused,
+    /// The socket failed (reset, ...).
+    Broken,
+}
+
+fn read_plain(socket: &mut TcpStream, scratch: &mut [u8], readable: &mut bool) -> Input {
+    if !*readable {
+        return Input::Nothing;
+    }
+    loop {
+        return match socket.read(scratch) {
+            Ok(0) => Input::Eof,
+            Ok(n) => Input::Data(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *readable = false;
+                Input::Nothing
+            }
+            Err(_) => Input::Broken,
+        };
+    }
+}
+
+fn read_tls(
+    tls: &mut ServerConnection,
+    socket: &mut TcpStream,
+    scratch: &mut [u8],
+    readable: &mut bool,
+    peer_eof: &mut bool,
+) -> Input {
+    // Plaintext rustls already holds comes first.
+    match tls.reader().read(scratch) {
+        Ok(0) => return Input::Eof, // close_notify
+        Ok(n) => return Input::Data(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // TCP closed without close_notify: the end all the same (HTTP's
+        // own framing tells whether a request was cut).
+        Err(_) => return Input::Eof,
+    }
+    if *peer_eof || !*readable || !tls.wants_read() {
+        return Input::Nothing;
+    }
+    loop {
+        match tls.read_tls(socket) {
+            Ok(0) => *peer_eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *readable = false;
+                return Input::Nothing;
+            }
+            Err(_) => return Input::Broken,
+        }
+        break;
+    }
+    match tls.process_new_packets() {
+        Ok(_) => Input::Progress,
+        Err(_) => Input::TlsRefused,
+    }
+}
+
+/// The plain-HTTP listener's answer: the same host and target on HTTPS.
+fn redirect_to_https(request: &Request, https_port: u16) -> SiteResponse {
+    let Some(host) = request.host().filter(|h| !h.is_empty()) else {
+        return plain_response(400, "A Host field is needed to redirect to HTTPS.\n");
+    };
+    // The core checked the Host field's syntax; drop its port.
+    let name = match host.rfind(':') {
+        Some(colon) if !host.ends_with(']') => &host[..colon],
+        _ => host,
+    };
+    // Path and query only: an absolute-form target's own scheme and host
+    // are not repeated.
+    let target = match request.query() {
+        Some(query) => format!("{}?{query}", request.path()),
+        None => request.path().to_string(),
+    };
+    let location = if https_port == 443 {
+        format!("https://{name}{target}")
+    } else {
+        format!("https://{name}:{https_port}{target}")
+    };
+    let body = format!("Moved to {location}\n").into_bytes();
+    SiteResponse {
+        head: ResponseHead::new(308)
+            .header("Location", location)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .header("Cache-Control", "no-store")
+            .body(ResponseBody::Length(body.len() as u64)),
+        body: SiteBody::Bytes(body),
+    }
+}
+
+/// A short plain-text answer.
+pub fn plain_response(status: u16, text: &str) -> SiteResponse {
+    let body = text.as_bytes().to_vec();
+    SiteResponse {
+        head: ResponseHead::new(status)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .header("Cache-Control", "no-store")
+            .body(ResponseBody::Length(body.len() as u64)),
+        body: SiteBody::Bytes(body),
+    }
+}

@@ -1,0 +1,111 @@
+//! The password-check worker pool: a few threads run the core's
+//! [`VerifyJob`]s (argon2id, tens of milliseconds each) so the event loop
+//! never does. The queue in front of them is bounded: when it is full the
+//! loop answers at once instead of letting a login flood grow memory or
+//! delay everyone.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use mio::Waker;
+use portcullis_core::cred::{Verdict, VerifyJob};
+use portcullis_core::guard::Ticket;
+
+/// A finished check, on its way back to the loop.
+pub struct Done {
+    /// The connection that asked (its slab key).
+    pub conn: usize,
+    /// The guard's ticket for the check.
+    pub ticket: Ticket,
+    /// The job's verdict.
+    pub verdict: Verdict,
+}
+
+struct Task {
+    conn: usize,
+    ticket: Ticket,
+    job: VerifyJob,
+}
+
+/// The queue was full; the job is handed back unrun.
+pub struct Full;
+
+/// Worker threads behind a bounded queue.
+pub struct VerifyPool {
+    tasks: Option<SyncSender<Task>>,
+    done: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl VerifyPool {
+    /// Starts `workers` threads behind a queue of `queue` waiting jobs;
+    /// each finished job wakes the loop through `waker`.
+    pub fn start(workers: usize, queue: usize, waker: Arc<Waker>) -> std::io::Result<VerifyPool> {
+        let (tasks, inbox) = mpsc::sync_channel::<Task>(queue);
+        let inbox = Arc::new(std::sync::Mutex::new(inbox));
+        let (done_tx, done) = mpsc::channel();
+        let mut handles = Vec::with_capacity(workers);
+        for n in 0..workers.max(1) {
+            let inbox = Arc::clone(&inbox);
+            let done_tx = done_tx.clone();
+            let waker = Arc::clone(&waker);
+            let handle =
+                thread::Builder::new()
+                    .name(format!("verify-{n}"))
+                    .spawn(move || loop {
+                        // Hold the lock only to take a task, not to run it.
+                        let task = match inbox.lock() {
+                            Ok(inbox) => inbox.recv(),
+                            Err(poisoned) => poisoned.into_inner().recv(),
+                        };
+                        let Ok(task) = task else {
+                            return; // the loop dropped the pool
+                        };
+                        let verdict = task.job.run();
+                        let done = Done {
+                            conn: task.conn,
+                            ticket: task.ticket,
+                            verdict,
+                        };
+                        if done_tx.send(done).is_err() {
+                            return;
+                        }
+                        // A failed wake means the loop is gone too.
+                        let _ = waker.wake();
+                    })?;
+            handles.push(handle);
+        }
+        Ok(VerifyPool {
+            tasks: Some(tasks),
+            done,
+            workers: handles,
+        })
+    }
+
+    /// Queues a job, or refuses at once when the queue is full.
+    pub fn try_submit(&self, conn: usize, ticket: Ticket, job: VerifyJob) -> Result<(), Full> {
+        let Some(tasks) = &self.tasks else {
+            return Err(Full);
+        };
+        match tasks.try_send(Task { conn, ticket, job }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Full),
+        }
+    }
+
+    /// The next finished check, if any.
+    pub fn poll_done(&self) -> Option<Done> {
+        self.done.try_recv().ok()
+    }
+}
+
+impl Drop for VerifyPool {
+    fn drop(&mut self) {
+        // Closing the queue ends each worker after its current job.
+        self.tasks = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
