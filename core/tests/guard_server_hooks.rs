@@ -135,6 +135,26 @@ fn cancelled_logins_do_not_throttle_the_next_real_one_where_failed_ones_would() 
 }
 
 #[test]
+fn a_cancelled_login_forgives_none_of_the_failures_before_it() {
+    let mut site = World::new();
+    let mut mallory = Browser::new(66);
+    for _ in 0..4 {
+        let post = login_post(&mut site, &mut mallory, FRED, "a guess");
+        assert_eq!(mallory.send(&mut site, &post).reply().status, 200);
+    }
+    // The server is overloaded for a moment: this one is turned away...
+    let answer = cancelled_login(&mut site, &mut mallory, FRED, "a guess");
+    assert_eq!(answer.status, 503);
+    // ...and the four before it still count: one more failure locks the
+    // pair, as five failures always do.
+    let post = login_post(&mut site, &mut mallory, FRED, "a guess");
+    assert_eq!(mallory.send(&mut site, &post).reply().status, 200);
+    let post = login_post(&mut site, &mut mallory, FRED, "a guess");
+    let answer = mallory.send(&mut site, &post).reply();
+    assert_eq!(answer.status, 429, "{answer:?}");
+}
+
+#[test]
 fn cancelling_a_settled_check_takes_nothing_back() {
     // A server that cancels a ticket whose verdict it already gave back
     // (a bug, or a race with its queue) refunds nothing: the failure stands.
@@ -176,7 +196,10 @@ fn a_cancelled_basic_check_is_not_counted_either() {
         assert_eq!(answer.header("Retry-After"), Some("1"));
     }
     // Ten cancelled guesses cost nothing: the right password gets through.
-    let right = format!("Basic {}", STANDARD.encode(format!("{FRED}:{FRED_PASSWORD}")));
+    let right = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{FRED}:{FRED_PASSWORD}"))
+    );
     let raw = script.build("GET", "/api/items", &[("Authorization", &right)], None);
     let access = site.exchange(script.client, &raw).forwarded();
     assert_eq!(access.user.as_deref(), Some(FRED));

@@ -228,7 +228,9 @@ mod tests {
         let check = serve_args(&[&["portcullis", "check-config"][..], &argv].concat());
         assert_eq!(serve, check);
         assert!(matches!(
-            Cli::try_parse_from(["portcullis", "check-config"]).unwrap().command,
+            Cli::try_parse_from(["portcullis", "check-config"])
+                .unwrap()
+                .command,
             Command::CheckConfig(_)
         ));
     }
@@ -247,7 +249,8 @@ mod tests {
             assert_eq!(error.exit_code(), 2);
             assert!(error.to_string().contains(flag), "{error}");
         }
-        let error = Cli::try_parse_from(["portcullis", "serve", "--idel-timeout", "1h"]).unwrap_err();
+        let error =
+            Cli::try_parse_from(["portcullis", "serve", "--idel-timeout", "1h"]).unwrap_err();
         assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

@@ -43,6 +43,7 @@ pub fn load(settings: &Settings) -> Result<Loaded, String> {
                 setup.names.join(", "),
                 setup.fingerprint
             ));
+            summary.extend(setup.warnings.iter().map(|w| format!("WARNING: {w}")));
             Some(setup)
         }
         Some(TlsSource::SelfSigned) => {

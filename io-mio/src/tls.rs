@@ -24,8 +24,9 @@
 //!   data can be replayed, and a login form is the last place to allow that.
 //!   (rustls also refuses early data whenever stateless tickets are on.)
 //! - **Resumption on, both kinds.** Stateless tickets (ring's ticketer:
-//!   ChaCha20-Poly1305, keys rotated every 6 hours, random at start, so a
-//!   restart invalidates every ticket) serve TLS 1.3 and ticket-capable TLS
+//!   ChaCha20-Poly1305 under a random key that changes every 6 hours, the
+//!   previous one still accepted, so a ticket lasts at most 12 hours and a
+//!   restart invalidates them all) serve TLS 1.3 and ticket-capable TLS
 //!   1.2 clients; a bounded in-memory session-id cache
 //!   ([`SESSION_CACHE_SIZE`] entries, oldest evicted first) serves TLS 1.2
 //!   clients without tickets. Resumption saves a full key exchange and
@@ -330,9 +331,10 @@ pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsSetup, TlsError> {
 /// from now.
 pub fn self_signed() -> Result<TlsSetup, TlsError> {
     let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
-    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate)?;
-    let mut params = rcgen::CertificateParams::new(DEMO_NAMES.map(String::from).to_vec())
-        .map_err(generate)?;
+    let key_pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generate)?;
+    let mut params =
+        rcgen::CertificateParams::new(DEMO_NAMES.map(String::from).to_vec()).map_err(generate)?;
     let mut subject = rcgen::DistinguishedName::new();
     subject.push(rcgen::DnType::CommonName, "Portcullis demo (localhost)");
     params.distinguished_name = subject;
@@ -373,11 +375,7 @@ pub fn self_signed() -> Result<TlsSetup, TlsError> {
 /// show.
 pub fn fingerprint(cert: &CertificateDer) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
-    let hex: Vec<String> = digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     hex.join(":")
 }
 
@@ -744,7 +742,9 @@ mod tests {
         let bytes: Vec<u8> = shown
             .split(':')
             .map(|pair| {
-                assert!(pair.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+                assert!(pair
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
                 u8::from_str_radix(pair, 16).expect("hex pair")
             })
             .collect();
@@ -768,9 +768,15 @@ mod tests {
         let second = Duration::from_secs(1);
         let not_before = facts.not_before.expect("notBefore");
         let not_after = facts.not_after.expect("notAfter");
-        assert!(not_before + second >= before - DEMO_BACKDATE, "{not_before:?}");
+        assert!(
+            not_before + second >= before - DEMO_BACKDATE,
+            "{not_before:?}"
+        );
         assert!(not_before <= after - DEMO_BACKDATE, "{not_before:?}");
-        assert!(not_after + second >= before + DEMO_LIFETIME, "{not_after:?}");
+        assert!(
+            not_after + second >= before + DEMO_LIFETIME,
+            "{not_after:?}"
+        );
         assert!(not_after <= after + DEMO_LIFETIME, "{not_after:?}");
     }
 
@@ -859,7 +865,11 @@ mod tests {
         // leaf_facts only runs on certificates rustls has parsed, but it
         // should not depend on that: every truncation and every single-byte
         // change of a real certificate must come back without a panic.
-        let der = self_signed().expect("demo certificate").leaf.as_ref().to_vec();
+        let der = self_signed()
+            .expect("demo certificate")
+            .leaf
+            .as_ref()
+            .to_vec();
         for len in 0..der.len() {
             let _ = read_leaf_facts(&der[..len]);
         }
@@ -874,7 +884,10 @@ mod tests {
 
     #[test]
     fn der_lengths_short_and_long_form() {
-        assert_eq!(der_next(&[0x04, 0x02, 0xaa, 0xbb, 0xcc]), Some((0x04, &[0xaa, 0xbb][..], &[0xcc][..])));
+        assert_eq!(
+            der_next(&[0x04, 0x02, 0xaa, 0xbb, 0xcc]),
+            Some((0x04, &[0xaa, 0xbb][..], &[0xcc][..]))
+        );
         let mut long = vec![0x04, 0x82, 0x01, 0x00];
         long.extend([0x5a; 256]);
         let (tag, value, rest) = der_next(&long).expect("long form");
@@ -896,7 +909,11 @@ mod tests {
     #[test]
     fn a_healthy_certificate_gets_no_warnings() {
         let now = at("2030-06-01T00:00:00Z");
-        let healthy = facts(&["example.org"], "2030-01-01T00:00:00Z", "2031-01-01T00:00:00Z");
+        let healthy = facts(
+            &["example.org"],
+            "2030-01-01T00:00:00Z",
+            "2031-01-01T00:00:00Z",
+        );
         assert!(certificate_warnings(Path::new("c.pem"), &healthy, now).is_empty());
     }
 
@@ -905,18 +922,30 @@ mod tests {
         let now = at("2030-06-01T00:00:00Z");
         let path = Path::new("/etc/portcullis/cert.pem");
 
-        let expired = facts(&["example.org"], "2029-01-01T00:00:00Z", "2030-05-01T00:00:00Z");
+        let expired = facts(
+            &["example.org"],
+            "2029-01-01T00:00:00Z",
+            "2030-05-01T00:00:00Z",
+        );
         let warnings = certificate_warnings(path, &expired, now);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("/etc/portcullis/cert.pem"));
         assert!(warnings[0].contains("expired at 2030-05-01T00:00:00Z"));
 
-        let soon = facts(&["example.org"], "2030-01-01T00:00:00Z", "2030-06-04T12:00:00Z");
+        let soon = facts(
+            &["example.org"],
+            "2030-01-01T00:00:00Z",
+            "2030-06-04T12:00:00Z",
+        );
         let warnings = certificate_warnings(path, &soon, now);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("in 3 days"), "{}", warnings[0]);
 
-        let future = facts(&["example.org"], "2030-07-01T00:00:00Z", "2031-01-01T00:00:00Z");
+        let future = facts(
+            &["example.org"],
+            "2030-07-01T00:00:00Z",
+            "2031-01-01T00:00:00Z",
+        );
         let warnings = certificate_warnings(path, &future, now);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("not valid until 2030-07-01T00:00:00Z"));

@@ -85,16 +85,19 @@ fn a_bad_flag_is_named() {
     let output = portcullis(&dir, &["check-config", "--demo", "--https", "0.0.0.0:8443"]);
     assert_eq!(status(&output), 2);
     assert!(
-        stderr(&output).starts_with(
-            "portcullis check-config: flag `--https`: demo mode binds loopback only"
-        ),
+        stderr(&output)
+            .starts_with("portcullis check-config: flag `--https`: demo mode binds loopback only"),
         "{}",
         stderr(&output)
     );
     // Refused by the parser: clap's usage error, the same status.
     let output = portcullis(&dir, &["check-config", "--idle-timeout", "3x"]);
     assert_eq!(status(&output), 2);
-    assert!(stderr(&output).contains("--idle-timeout"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--idle-timeout"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use rustls::client::{Resumption, Tls12Resumption};
 use rustls::crypto::ring::{cipher_suite, default_provider};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::server::ProducesTickets;
+use rustls::server::{NoServerSessionStorage, ProducesTickets};
 use rustls::{
     AlertDescription, ClientConfig, ClientConnection, ConnectionCommon, Error, HandshakeKind,
     PeerIncompatible, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection,
@@ -45,7 +45,10 @@ fn connect(
 
 /// Moves everything `from` wants to send into `to` and lets `to` process
 /// it. Returns the number of bytes moved, or `to`'s error.
-fn transfer<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) -> Result<usize, Error> {
+fn transfer<A, B>(
+    from: &mut ConnectionCommon<A>,
+    to: &mut ConnectionCommon<B>,
+) -> Result<usize, Error> {
     let mut bytes = Vec::new();
     while from.wants_write() {
         from.write_tls(&mut bytes).expect("writing into a Vec");
@@ -62,7 +65,7 @@ fn transfer<A, B>(from: &mut ConnectionCommon<A>, to: &mut ConnectionCommon<B>) 
 /// Passes bytes both ways until neither side has anything to say. When one
 /// side fails, its alert is still delivered to the other, as a real server
 /// flushes alerts before closing.
-fn drive(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), Failure> {
+fn drive(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), Box<Failure>> {
     // A handshake takes two or three round trips, tickets one more; a
     // bound catches a livelock instead of hanging the test.
     for _ in 0..20 {
@@ -70,29 +73,29 @@ fn drive(client: &mut ClientConnection, server: &mut ServerConnection) -> Result
             Ok(n) => n,
             Err(e) => {
                 let client_error = transfer(server, client).err();
-                return Err(Failure {
+                return Err(Box::new(Failure {
                     server: Some(e),
                     client: client_error,
-                });
+                }));
             }
         };
         let to_client = match transfer(server, client) {
             Ok(n) => n,
             Err(e) => {
                 let server_error = transfer(client, server).err();
-                return Err(Failure {
+                return Err(Box::new(Failure {
                     server: server_error,
                     client: Some(e),
-                });
+                }));
             }
         };
         if to_server == 0 && to_client == 0 {
             if client.is_handshaking() || server.is_handshaking() {
                 // Both quiet but not done: a stall, with no error on either side.
-                return Err(Failure {
+                return Err(Box::new(Failure {
                     server: None,
                     client: None,
-                });
+                }));
             }
             return Ok(());
         }
@@ -105,7 +108,7 @@ fn handshake(
     client: &Arc<ClientConfig>,
     server: &Arc<ServerConfig>,
     name: &str,
-) -> Result<(ClientConnection, ServerConnection), Failure> {
+) -> Result<(ClientConnection, ServerConnection), Box<Failure>> {
     let (mut client, mut server) = connect(client, server, name);
     drive(&mut client, &mut server)?;
     Ok((client, server))
@@ -127,7 +130,9 @@ fn client_with(
     alpn: &[&[u8]],
 ) -> ClientConfig {
     let mut roots = RootCertStore::empty();
-    roots.add(cert.clone()).expect("the certificate as a trust anchor");
+    roots
+        .add(cert.clone())
+        .expect("the certificate as a trust anchor");
     let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
         .expect("versions the provider supports")
@@ -139,8 +144,16 @@ fn client_with(
 
 /// A browser-like client: trusts `cert`, offers TLS 1.3 and 1.2 (or fewer)
 /// and ALPN http/1.1.
-fn client(cert: &CertificateDer<'static>, versions: &[&'static SupportedProtocolVersion]) -> Arc<ClientConfig> {
-    Arc::new(client_with(default_provider(), cert, versions, &[b"http/1.1"]))
+fn client(
+    cert: &CertificateDer<'static>,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
+    Arc::new(client_with(
+        default_provider(),
+        cert,
+        versions,
+        &[b"http/1.1"],
+    ))
 }
 
 fn demo() -> TlsSetup {
@@ -155,9 +168,13 @@ fn the_demo_certificate_serves_tls13_and_http11_for_every_loopback_name() {
     let setup = demo();
     let client = client(&setup.leaf, BOTH);
     for name in ["localhost", "127.0.0.1", "::1"] {
-        let (client, server) = handshake(&client, &setup.config, name)
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert_eq!(client.protocol_version(), Some(ProtocolVersion::TLSv1_3), "{name}");
+        let (client, server) =
+            handshake(&client, &setup.config, name).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(
+            client.protocol_version(),
+            Some(ProtocolVersion::TLSv1_3),
+            "{name}"
+        );
         assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]), "{name}");
         assert_eq!(server.alpn_protocol(), Some(&b"http/1.1"[..]), "{name}");
         assert_eq!(client.handshake_kind(), Some(HandshakeKind::Full), "{name}");
@@ -184,7 +201,10 @@ fn a_tls12_only_client_gets_tls12_with_ecdhe() {
         handshake(&client(&setup.leaf, TLS12), &setup.config, "localhost").expect("TLS 1.2");
     assert_eq!(server.protocol_version(), Some(ProtocolVersion::TLSv1_2));
     assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let suite = format!("{:?}", server.negotiated_cipher_suite().expect("a suite").suite());
+    let suite = format!(
+        "{:?}",
+        server.negotiated_cipher_suite().expect("a suite").suite()
+    );
     assert!(suite.starts_with("TLS_ECDHE_ECDSA_WITH_"), "{suite}");
 }
 
@@ -192,9 +212,14 @@ fn a_tls12_only_client_gets_tls12_with_ecdhe() {
 fn an_h2_only_client_is_refused_with_no_application_protocol() {
     let setup = demo();
     for versions in [TLS13, TLS12] {
-        let h2_only = Arc::new(client_with(default_provider(), &setup.leaf, versions, &[b"h2"]));
-        let failure = handshake(&h2_only, &setup.config, "localhost")
-            .expect_err("no protocol in common");
+        let h2_only = Arc::new(client_with(
+            default_provider(),
+            &setup.leaf,
+            versions,
+            &[b"h2"],
+        ));
+        let failure =
+            handshake(&h2_only, &setup.config, "localhost").expect_err("no protocol in common");
         assert!(
             matches!(failure.server, Some(Error::NoApplicationProtocol)),
             "{failure:?}"
@@ -203,7 +228,9 @@ fn an_h2_only_client_is_refused_with_no_application_protocol() {
         assert!(
             matches!(
                 failure.client,
-                Some(Error::AlertReceived(AlertDescription::NoApplicationProtocol))
+                Some(Error::AlertReceived(
+                    AlertDescription::NoApplicationProtocol
+                ))
             ),
             "{failure:?}"
         );
@@ -244,7 +271,12 @@ fn the_servers_cipher_order_wins_over_the_clients() {
         ],
         ..default_provider()
     };
-    let client13 = Arc::new(client_with(tls13_backwards, &setup.leaf, TLS13, &[b"http/1.1"]));
+    let client13 = Arc::new(client_with(
+        tls13_backwards,
+        &setup.leaf,
+        TLS13,
+        &[b"http/1.1"],
+    ));
     let (_, server) = handshake(&client13, &setup.config, "localhost").expect("TLS 1.3");
     assert_eq!(
         server.negotiated_cipher_suite(),
@@ -259,7 +291,12 @@ fn the_servers_cipher_order_wins_over_the_clients() {
         ],
         ..default_provider()
     };
-    let client12 = Arc::new(client_with(tls12_backwards, &setup.leaf, TLS12, &[b"http/1.1"]));
+    let client12 = Arc::new(client_with(
+        tls12_backwards,
+        &setup.leaf,
+        TLS12,
+        &[b"http/1.1"],
+    ));
     let (_, server) = handshake(&client12, &setup.config, "localhost").expect("TLS 1.2");
     assert_eq!(
         server.negotiated_cipher_suite(),
@@ -371,7 +408,11 @@ fn a_plain_tls11_client_hello_is_refused_too() {
     // for that reason instead; the client is turned away all the same.
     let (error, written) = server_reply_to(&tls11_client_hello(false));
     assert!(matches!(error, Error::PeerIncompatible(_)), "{error:?}");
-    assert_eq!(written.first(), Some(&0x15), "an alert record: {written:02x?}");
+    assert_eq!(
+        written.first(),
+        Some(&0x15),
+        "an alert record: {written:02x?}"
+    );
     assert_eq!(written.get(5), Some(&0x02), "a fatal one: {written:02x?}");
 }
 
@@ -386,7 +427,9 @@ fn the_hand_built_hello_is_accepted_once_it_says_tls12() {
     let mut server = ServerConnection::new(setup.config).expect("server connection");
     let mut rest = &record[..];
     server.read_tls(&mut rest).expect("reading from a slice");
-    server.process_new_packets().expect("a TLS 1.2 hello is fine");
+    server
+        .process_new_packets()
+        .expect("a TLS 1.2 hello is fine");
     let mut written = Vec::new();
     server.write_tls(&mut written).expect("writing into a Vec");
     // A handshake record (22) whose first message is ServerHello (2).
@@ -413,7 +456,10 @@ fn a_second_tls13_connection_resumes_with_a_ticket() {
 #[test]
 fn tls12_resumes_both_with_tickets_and_with_session_ids() {
     let setup = demo();
-    for how in [Tls12Resumption::SessionIdOrTickets, Tls12Resumption::SessionIdOnly] {
+    for how in [
+        Tls12Resumption::SessionIdOrTickets,
+        Tls12Resumption::SessionIdOnly,
+    ] {
         let mut config = client_with(default_provider(), &setup.leaf, TLS12, &[b"http/1.1"]);
         // SessionIdOnly makes the server use its stateful cache.
         config.resumption = Resumption::in_memory_sessions(8).tls12_resumption(how);
@@ -421,7 +467,27 @@ fn tls12_resumes_both_with_tickets_and_with_session_ids() {
         let (first, _) = handshake(&client, &setup.config, "localhost").expect("first");
         assert_eq!(first.handshake_kind(), Some(HandshakeKind::Full), "{how:?}");
         let (_, server) = handshake(&client, &setup.config, "localhost").expect("second");
-        assert_eq!(server.handshake_kind(), Some(HandshakeKind::Resumed), "{how:?}");
+        assert_eq!(
+            server.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{how:?}"
+        );
+    }
+}
+
+#[test]
+fn the_tickets_alone_resume_sessions() {
+    // With the stateful cache taken away, resumption still works: the
+    // stateless tickets are on.
+    let setup = demo();
+    let mut tickets_only = (*setup.config).clone();
+    tickets_only.session_storage = Arc::new(NoServerSessionStorage {});
+    let tickets_only = Arc::new(tickets_only);
+    for versions in [TLS13, TLS12] {
+        let client = client(&setup.leaf, versions);
+        handshake(&client, &tickets_only, "localhost").expect("first");
+        let (_, server) = handshake(&client, &tickets_only, "localhost").expect("second");
+        assert_eq!(server.handshake_kind(), Some(HandshakeKind::Resumed));
     }
 }
 
@@ -581,11 +647,18 @@ fn a_certificate_and_key_from_pem_files_serve_tls() {
     let setup = load(&cert, &key);
     assert_eq!(setup.names, ["portcullis.test"]);
     assert_eq!(setup.leaf, issued.cert);
-    assert_eq!(setup.fingerprint, format!("SHA256 {}", tls::fingerprint(&issued.cert)));
+    assert_eq!(
+        setup.fingerprint,
+        format!("SHA256 {}", tls::fingerprint(&issued.cert))
+    );
     assert!(setup.warnings.is_empty(), "{:?}", setup.warnings);
 
-    let (client, _) = handshake(&client(&issued.cert, BOTH), &setup.config, "portcullis.test")
-        .expect("handshake");
+    let (client, _) = handshake(
+        &client(&issued.cert, BOTH),
+        &setup.config,
+        "portcullis.test",
+    )
+    .expect("handshake");
     assert_eq!(client.protocol_version(), Some(ProtocolVersion::TLSv1_3));
     assert_eq!(client.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
@@ -599,8 +672,12 @@ fn p384_and_ed25519_keys_are_accepted() {
             &files.cert("cert.pem", &[&issued.cert]),
             &files.key("key.pem", &issued.key),
         );
-        handshake(&client(&issued.cert, BOTH), &setup.config, "portcullis.test")
-            .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+        handshake(
+            &client(&issued.cert, BOTH),
+            &setup.config,
+            "portcullis.test",
+        )
+        .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
     }
 }
 
@@ -614,10 +691,16 @@ fn a_missing_file_is_named() {
 
     let error = refuse(&nowhere, &key);
     assert!(matches!(error, TlsError::Read { .. }), "{error:?}");
-    assert_eq!(error.to_string(), format!("{}: no such file", nowhere.display()));
+    assert_eq!(
+        error.to_string(),
+        format!("{}: no such file", nowhere.display())
+    );
 
     let error = refuse(&cert, &nowhere);
-    assert_eq!(error.to_string(), format!("{}: no such file", nowhere.display()));
+    assert_eq!(
+        error.to_string(),
+        format!("{}: no such file", nowhere.display())
+    );
 }
 
 #[test]
@@ -629,7 +712,9 @@ fn a_certificate_file_without_a_certificate_is_refused() {
     let empty = files.write("empty.pem", "");
     let error = refuse(&empty, &key);
     assert!(matches!(error, TlsError::NoCertificate { .. }), "{error:?}");
-    assert!(error.to_string().starts_with(&format!("{}: no certificate", empty.display())));
+    assert!(error
+        .to_string()
+        .starts_with(&format!("{}: no certificate", empty.display())));
 
     // The files given the wrong way round: say so.
     let error = refuse(&key, &empty);
@@ -645,7 +730,9 @@ fn a_key_file_without_a_key_is_refused() {
 
     let error = refuse(&cert, &cert);
     assert!(matches!(error, TlsError::NoPrivateKey { .. }), "{error:?}");
-    assert!(error.to_string().starts_with(&format!("{}: no private key", cert.display())));
+    assert!(error
+        .to_string()
+        .starts_with(&format!("{}: no private key", cert.display())));
     assert!(error.to_string().contains("swapped"), "{error}");
 
     // An encrypted key is not a key the server can use unattended.
@@ -665,7 +752,13 @@ fn a_key_that_is_not_the_certificates_is_refused() {
 
     let error = refuse(&cert, &key);
     assert!(
-        matches!(error, TlsError::KeyMismatch { matches_position: None, .. }),
+        matches!(
+            error,
+            TlsError::KeyMismatch {
+                matches_position: None,
+                ..
+            }
+        ),
         "{error:?}"
     );
     let shown = error.to_string();
@@ -686,7 +779,13 @@ fn a_chain_with_the_leaf_not_first_is_refused_and_explained() {
     let key = files.key("key.pem", &leaf.key);
     let error = refuse(&cert, &key);
     assert!(
-        matches!(error, TlsError::KeyMismatch { matches_position: Some(2), .. }),
+        matches!(
+            error,
+            TlsError::KeyMismatch {
+                matches_position: Some(2),
+                ..
+            }
+        ),
         "{error:?}"
     );
 
@@ -703,8 +802,13 @@ fn a_key_ring_cannot_use_is_refused() {
     // A PRIVATE KEY section holding an empty SEQUENCE, not a key.
     let key = files.key("key.pem", &[0x30, 0x00]);
     let error = refuse(&cert, &key);
-    assert!(matches!(error, TlsError::UnsupportedKey { .. }), "{error:?}");
-    assert!(error.to_string().starts_with(&format!("{}: unsupported", key.display())));
+    assert!(
+        matches!(error, TlsError::UnsupportedKey { .. }),
+        "{error:?}"
+    );
+    assert!(error
+        .to_string()
+        .starts_with(&format!("{}: unsupported", key.display())));
 }
 
 #[test]
@@ -717,7 +821,9 @@ fn broken_pem_is_refused() {
     let cut = files.write("cut.pem", &full[..full.len() / 2]);
     let error = refuse(&cut, &key);
     assert!(matches!(error, TlsError::BadPem { .. }), "{error:?}");
-    assert!(error.to_string().starts_with(&format!("{}: malformed PEM", cut.display())));
+    assert!(error
+        .to_string()
+        .starts_with(&format!("{}: malformed PEM", cut.display())));
 }
 
 #[test]
@@ -730,11 +836,26 @@ fn an_expired_certificate_loads_with_a_warning() {
     let cert = files.cert("cert.pem", &[&issued.cert]);
     let setup = load(&cert, &files.key("key.pem", &issued.key));
     assert_eq!(setup.warnings.len(), 1, "{:?}", setup.warnings);
-    assert!(setup.warnings[0].contains("expired at 2021-01-01T00:00:00Z"), "{:?}", setup.warnings);
-    assert!(setup.warnings[0].contains(&*cert.to_string_lossy()), "{:?}", setup.warnings);
+    assert!(
+        setup.warnings[0].contains("expired at 2021-01-01T00:00:00Z"),
+        "{:?}",
+        setup.warnings
+    );
+    assert!(
+        setup.warnings[0].contains(&*cert.to_string_lossy()),
+        "{:?}",
+        setup.warnings
+    );
 
     // And clients do refuse it.
-    let failure = handshake(&client(&issued.cert, BOTH), &setup.config, "portcullis.test")
-        .expect_err("expired");
-    assert!(matches!(failure.client, Some(Error::InvalidCertificate(_))), "{failure:?}");
+    let failure = handshake(
+        &client(&issued.cert, BOTH),
+        &setup.config,
+        "portcullis.test",
+    )
+    .expect_err("expired");
+    assert!(
+        matches!(failure.client, Some(Error::InvalidCertificate(_))),
+        "{failure:?}"
+    );
 }

@@ -316,6 +316,11 @@ pub struct Attempt {
     address: Key,
     pair: Key,
     charge: Charge,
+    /// When it was charged, and the stamps the charged entries had before
+    /// (address, pair, account; or the device's), so that a cancel can put
+    /// the clock back as well as the count.
+    at: u64,
+    before: [Option<u64>; 3],
 }
 
 #[derive(Clone, Copy)]
@@ -507,6 +512,7 @@ impl<M: Moment> Throttle<M> {
             if t < until {
                 return Err(Throttled::new(until - t, Limit::Device));
             }
+            let before = [self.devices.stamp(&device.nonce), None, None];
             let count = self.devices.touch(device.nonce, t);
             *count = count.saturating_add(1);
             let remaining = nanos(Duration::from_secs(device.remaining_secs));
@@ -518,6 +524,8 @@ impl<M: Moment> Throttle<M> {
                     nonce: device.nonce,
                     remaining,
                 },
+                at: t,
+                before,
             });
         }
 
@@ -547,6 +555,11 @@ impl<M: Moment> Throttle<M> {
             return Err(Throttled::new(until - t, limit));
         }
 
+        let before = [
+            self.addresses.stamp(&address),
+            self.pairs.stamp(&pair),
+            self.accounts.stamp(&account_key),
+        ];
         for (table, key) in [(&mut self.addresses, address), (&mut self.pairs, pair)] {
             let count = table.touch(key, t);
             *count = count.saturating_add(1);
@@ -559,6 +572,8 @@ impl<M: Moment> Throttle<M> {
             address,
             pair,
             charge: Charge::Untrusted { hour_slot },
+            at: t,
+            before,
         })
     }
 
@@ -628,31 +643,34 @@ impl<M: Moment> Throttle<M> {
     /// it): exactly its own charge is taken back, nothing more is forgiven.
     pub fn cancel(&mut self, now: M, attempt: Attempt) {
         let t = self.tick(now);
+        let at = attempt.at;
+        let [first, second, third] = attempt.before;
         match attempt.charge {
             Charge::Trusted { nonce, .. } => {
-                if let Some(count) = self.devices.get_mut(&nonce, t) {
+                self.devices.take_back(&nonce, at, first, |count| {
                     *count = count.saturating_sub(1);
-                }
+                    *count == 0
+                });
             }
             Charge::Untrusted { hour_slot } => {
-                for (table, key) in [
-                    (&mut self.addresses, attempt.address),
-                    (&mut self.pairs, attempt.pair),
-                ] {
-                    if let Some(count) = table.get_mut(&key, t) {
-                        *count = count.saturating_sub(1);
-                        if *count == 0 {
-                            table.remove(&key);
-                        }
-                    }
+                // A success of the same pair since then took this charge
+                // back already (it forgives the pair's failures).
+                if self.pairs.get(&attempt.pair, t).is_none_or(|(n, _)| n == 0) {
+                    return;
                 }
-                if let Some(state) = self.accounts.get_mut(&attempt.account, t) {
-                    state.failures = state.failures.saturating_sub(1);
-                    state.hour.refund(hour_slot);
-                    if state.failures == 0 && state.hour.is_empty() {
-                        self.accounts.remove(&attempt.account);
-                    }
-                }
+                let one_less = |count: &mut u32| {
+                    *count = count.saturating_sub(1);
+                    *count == 0
+                };
+                self.addresses
+                    .take_back(&attempt.address, at, first, one_less);
+                self.pairs.take_back(&attempt.pair, at, second, one_less);
+                self.accounts
+                    .take_back(&attempt.account, at, third, |state| {
+                        state.failures = state.failures.saturating_sub(1);
+                        state.hour.refund(hour_slot);
+                        state.failures == 0 && state.hour.is_empty()
+                    });
             }
         }
     }
@@ -1160,6 +1178,59 @@ impl<V: Copy + Default> Table<V> {
         });
         // The capacity is below NIL, so the index fits.
         (self.slots.len() - 1) as u32
+    }
+
+    /// When `key` was last stamped, if it is in the table.
+    fn stamp(&self, key: &Key) -> Option<u64> {
+        self.index.get(key).map(|&i| self.slots[i as usize].last)
+    }
+
+    /// Takes back a charge made at `at`: `uncharge` lowers the value and
+    /// says whether nothing is left (the entry goes). If nothing stamped
+    /// the entry since, its stamp goes back to `before`, in order.
+    fn take_back(
+        &mut self,
+        key: &Key,
+        at: u64,
+        before: Option<u64>,
+        uncharge: impl FnOnce(&mut V) -> bool,
+    ) {
+        let Some(&i) = self.index.get(key) else {
+            return;
+        };
+        if uncharge(&mut self.slots[i as usize].value) {
+            self.remove(key);
+            return;
+        }
+        let Some(before) = before.filter(|_| self.slots[i as usize].last == at) else {
+            return;
+        };
+        self.unlink(i);
+        self.slots[i as usize].last = before;
+        // Back among the entries stamped no later than `before` (a walk,
+        // but only on a cancel, which is rare).
+        let mut j = self.head;
+        while j != NIL && self.slots[j as usize].last > before {
+            j = self.slots[j as usize].next;
+        }
+        let prev = if j == NIL {
+            self.tail
+        } else {
+            self.slots[j as usize].prev
+        };
+        let slot = &mut self.slots[i as usize];
+        slot.prev = prev;
+        slot.next = j;
+        if prev == NIL {
+            self.head = i;
+        } else {
+            self.slots[prev as usize].next = i;
+        }
+        if j == NIL {
+            self.tail = i;
+        } else {
+            self.slots[j as usize].prev = i;
+        }
     }
 
     fn unlink(&mut self, i: u32) {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpStream;
 use mio::Interest;
+use portcullis_core::guard::pages::STRICT_TRANSPORT_SECURITY;
 use portcullis_core::guard::{Decision, Ticket};
 use portcullis_core::{BodyRead, Connection, Event, Now, Request, ResponseBody, ResponseHead};
 use rustls::ServerConnection;
@@ -392,7 +393,13 @@ impl Conn {
                 if let (Some(log), Some(user)) = (&mut self.log, &access.user) {
                     log.user = Some(user.clone());
                 }
-                let response = shared.site_response(&request, &access);
+                let mut response = shared.site_response(&request, &access);
+                if self.tls.is_some() && shared.guard.config().tls {
+                    // The site's pages get what the guard's pages get.
+                    response.head = response
+                        .head
+                        .header("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY);
+                }
                 self.respond(shared, now, Some(request), response);
             }
             Decision::ReadBody { limit } => {

@@ -221,6 +221,8 @@ pub struct Server {
     shutdown_timeout: Duration,
     shutdown_deadline: Option<Instant>,
     accept_paused_until: Option<Instant>,
+    /// At `max-connections`: accept again when one closes.
+    accept_blocked: bool,
     accept_error_noted: Option<Instant>,
     refused_noted: Option<Instant>,
     next_sweep: Instant,
@@ -297,6 +299,7 @@ impl Server {
             shutdown_timeout: settings.shutdown_timeout,
             shutdown_deadline: None,
             accept_paused_until: None,
+            accept_blocked: false,
             accept_error_noted: None,
             refused_noted: None,
             next_sweep: now + SWEEP_EVERY,
@@ -401,6 +404,18 @@ impl Server {
             let Some(listener) = listener else {
                 return;
             };
+            if self.conns.len() >= self.max_connections {
+                // Full: the rest wait in the system's accept queue until a
+                // connection closes (then `settle` accepts again).
+                self.accept_blocked = true;
+                if once_a_second(&mut self.refused_noted, now) {
+                    log::notice(format_args!(
+                        "{} connections open (max-connections): new ones wait",
+                        self.conns.len()
+                    ));
+                }
+                return;
+            }
             let (mut socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -417,14 +432,11 @@ impl Server {
             };
             let ip = peer.ip();
             let from_client = self.per_client.get(&ip).copied().unwrap_or(0);
-            if self.conns.len() >= self.max_connections || from_client >= self.max_per_client {
-                // Closed at once: a fast refusal beats a hung connect.
+            if from_client >= self.max_per_client {
+                // Closed at once: one client must not hold the queue.
                 if once_a_second(&mut self.refused_noted, now) {
                     log::notice(format_args!(
-                        "connection from {ip} refused: {} open (max-connections {}), {from_client} from this client (max-connections-per-client {})",
-                        self.conns.len(),
-                        self.max_connections,
-                        self.max_per_client
+                        "connection from {ip} refused: {from_client} open from this client (max-connections-per-client)"
                     ));
                 }
                 continue;
@@ -482,6 +494,12 @@ impl Server {
                 }
             }
             self.control.open.store(self.conns.len(), Ordering::SeqCst);
+            if self.accept_blocked && self.conns.len() < self.max_connections {
+                self.accept_blocked = false;
+                let now = Now::new(Instant::now(), SystemTime::now());
+                self.accept(HTTPS, now);
+                self.accept(HTTP, now);
+            }
             return;
         }
         let wanted = conn.interest();
