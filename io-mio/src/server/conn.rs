@@ -557,7 +557,7 @@ impl Conn {
                 }
                 if let Work::Sending { request, .. } = std::mem::replace(&mut self.work, Work::Idle)
                 {
-                    self.log_finished(now, request.as_ref());
+                    self.log_finished(request.as_ref());
                 }
                 return true;
             }
@@ -567,7 +567,7 @@ impl Conn {
         }
     }
 
-    fn log_finished(&mut self, now: Now, request: Option<&Request>) {
+    fn log_finished(&mut self, request: Option<&Request>) {
         let Some(pending) = self.log.take() else {
             return;
         };
@@ -579,7 +579,8 @@ impl Conn {
             path: request.map(Request::path),
             status: pending.status,
             bytes: pending.bytes,
-            duration: now.mono.saturating_duration_since(pending.started),
+            // Read afresh: the whole exchange often fits in one pass.
+            duration: Instant::now().saturating_duration_since(pending.started),
         });
     }
 

@@ -49,7 +49,7 @@ pub fn notice(args: fmt::Arguments<'_>) {
 /// `TIME CLIENT USER METHOD PATH STATUS BYTES DURATION`.
 pub fn access(record: &AccessRecord<'_>) {
     line(format_args!(
-        "{} {} {} {} {} {} {} {:.1}ms",
+        "{} {} {} {} {} {} {} {:.3}ms",
         Timestamp(record.time),
         record.client,
         Field(record.user),
@@ -147,7 +147,9 @@ struct Quoted<'a>(&'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // "-" stands for "none" in the access log: a name "-" is quoted.
         let plain = !self.0.is_empty()
+            && self.0 != "-"
             && self
                 .0
                 .chars()
