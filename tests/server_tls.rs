@@ -27,7 +27,9 @@ const TLS12: &[&SupportedProtocolVersion] = &[&rustls::version::TLS12];
 /// An anonymous GET / is answered with the guard's redirect to the login
 /// form: proof that a connection got all the way to HTTP.
 fn assert_served(client: &mut Client) {
-    let response = client.get("/", &[]).expect("a response to GET /");
+    let response = client
+        .get("/", &[("Accept", "text/html")])
+        .expect("a response to GET /");
     assert_eq!(response.status, 303, "{response:?}");
     assert_eq!(
         response.header("location"),
@@ -266,6 +268,43 @@ fn stalled_handshakes_are_closed_at_the_deadline_while_other_clients_are_served(
     assert!(started.elapsed() > DEADLINE);
     assert_served(&mut client);
     server.wait_for_open_connections(1);
+}
+
+/// Whether a new client gets a TLS handshake and an answer within `wait`
+/// (on its own thread, so that a stuck server fails the test instead of
+/// hanging it).
+fn served_within(server: &TestServer, wait: Duration) -> bool {
+    let addr = server.https.unwrap();
+    let config = tls_client_config(server.leaf.as_ref().unwrap(), &[b"http/1.1"]);
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let served = Client::tls(addr, config)
+            .and_then(|mut client| client.get("/", &[("Accept", "text/html")]))
+            .is_ok_and(|response| response.status == 303);
+        let _ = done.send(served);
+    });
+    result.recv_timeout(wait).unwrap_or(false)
+}
+
+#[test]
+fn a_client_that_hangs_up_during_the_handshake_does_not_stall_the_server() {
+    // Port scanners and load-balancer health checks connect and hang up
+    // without a word; impatient clients hang up halfway through a hello.
+    for (when, half_hello) in [("before a word", false), ("halfway through a hello", true)] {
+        let server = TestServer::start(|_, _| {});
+        let mut tcp = TcpStream::connect(server.https.unwrap()).unwrap();
+        if half_hello {
+            let hello = tls12_client_hello(&server);
+            tcp.write_all(&hello[..hello.len() / 2]).unwrap();
+        }
+        drop(tcp);
+        if !served_within(&server, Duration::from_secs(3)) {
+            // A server stuck in its loop would never join: leave it be.
+            std::mem::forget(server);
+            panic!("after a client hung up {when}, nobody else is served");
+        }
+        server.wait_for_open_connections(0);
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -90,6 +90,8 @@ pub struct Conn {
     writable: bool,
     /// The TCP peer closed its side.
     peer_eof: bool,
+    /// The core was told the input ended; nothing more is read.
+    input_ended: bool,
     /// The TLS handshake must finish by then.
     handshake_deadline: Option<Instant>,
     /// Closed for HTTP; draining input until then before the socket goes.
@@ -123,6 +125,7 @@ impl Conn {
             readable: true,
             writable: true,
             peer_eof: false,
+            input_ended: false,
             handshake_deadline,
             linger_until: None,
             done: false,
@@ -260,6 +263,9 @@ impl Conn {
     fn read_input(&mut self, shared: &mut Shared, now: Now) -> bool {
         let mut progress = false;
         loop {
+            if self.input_ended {
+                return progress; // the end was delivered once
+            }
             if !self.unfed.is_empty() {
                 let taken = self.http.receive(now, &self.unfed);
                 if taken > 0 {
@@ -294,7 +300,13 @@ impl Conn {
                 }
                 Input::Progress => progress = true,
                 Input::Eof => {
+                    if self.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+                        // Gone before TLS was up: nothing to answer.
+                        self.done = true;
+                        return true;
+                    }
                     self.peer_eof = true;
+                    self.input_ended = true;
                     self.http.receive_eof(now);
                     return true;
                 }
