@@ -262,7 +262,9 @@ impl<S: Read + Write> Visitor<S> {
     }
 
     fn request(&mut self, method: &str, target: &str, form: Option<&str>) -> Reply {
-        let mut text = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\n");
+        // A browser: it asks for HTML, so the guard sends it to the form.
+        let mut text =
+            format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\n");
         if !self.jar.is_empty() {
             let cookies: Vec<String> = self.jar.iter().map(|(n, v)| format!("{n}={v}")).collect();
             text.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));

@@ -576,6 +576,14 @@ pub fn client_hello(server: &TestServer) -> Vec<u8> {
 }
 
 impl Client {
+    /// A plain client over a connection the test opened itself.
+    pub fn from_tcp(tcp: TcpStream) -> Client {
+        Client {
+            stream: Stream::Plain(tcp),
+            buffered: Vec::new(),
+        }
+    }
+
     /// The TCP socket under the client (timeouts, peeking).
     pub fn tcp(&self) -> &TcpStream {
         match &self.stream {
