@@ -140,12 +140,14 @@ impl Connection {
         let floor = limits.max_head_bytes.max(limits.max_request_line + 2) + 1;
         limits.input_buffer = limits.input_buffer.max(floor);
         Connection {
-            input: Vec::with_capacity(limits.input_buffer.min(4096)),
+            // Allocated as bytes come (and freed while idle, see
+            // `release_idle_buffers`).
+            input: Vec::new(),
             limits,
             input_start: 0,
             output: Vec::new(),
             output_start: 0,
-            events: VecDeque::with_capacity(2),
+            events: VecDeque::new(),
             read: ReadState::Head(HeadScanner::default()),
             exchange: None,
             fresh: true,
@@ -514,6 +516,23 @@ impl Connection {
     /// shutdown may close the connection now.
     pub fn is_idle(&self) -> bool {
         self.exchange.is_none() && self.unread().is_empty() && self.pending_output().is_empty()
+    }
+
+    /// Frees the input and output buffers while the connection waits for
+    /// its next request (they are allocated again when bytes come): an idle
+    /// keep-alive connection then costs little more than this struct. Does
+    /// nothing unless [`is_idle`](Self::is_idle).
+    pub fn release_idle_buffers(&mut self) {
+        if !self.is_idle() {
+            return;
+        }
+        self.input = Vec::new();
+        self.input_start = 0;
+        self.output = Vec::new();
+        self.output_start = 0;
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// Graceful shutdown: no further request will be read. An idle

@@ -383,3 +383,41 @@ fn shutdown_before_the_whole_body_arrived_still_reads_and_answers_it() {
     assert!(output.ends_with("stored"));
     assert!(peer.conn.is_closed());
 }
+
+// ----- idle buffers (release_idle_buffers) ------------------------------------
+
+#[test]
+fn releasing_buffers_between_requests_changes_nothing_the_peer_sees() {
+    let mut peer = Peer::new();
+    for n in 0..3 {
+        peer.send(get(&format!("/{n}")));
+        assert_eq!(peer.request().target(), format!("/{n}"));
+        // Mid-exchange a release is refused: the response is not out yet.
+        peer.conn.release_idle_buffers();
+        peer.respond(200, "ok");
+        assert!(peer.output().ends_with("ok"));
+        peer.conn.release_idle_buffers();
+    }
+    assert!(!peer.conn.is_closing());
+}
+
+#[test]
+fn a_half_received_head_survives_a_release() {
+    let mut peer = Peer::new();
+    peer.send("GET /half HT");
+    assert!(!peer.conn.is_idle(), "bytes of the next head are buffered");
+    peer.conn.release_idle_buffers();
+    peer.send("TP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!(peer.request().target(), "/half");
+}
+
+#[test]
+fn unsent_output_survives_a_release() {
+    let mut peer = Peer::new();
+    peer.send(get("/"));
+    peer.request();
+    peer.respond(200, "still here");
+    // The response sits in the output buffer until the adapter takes it.
+    peer.conn.release_idle_buffers();
+    assert!(peer.output().ends_with("still here"));
+}

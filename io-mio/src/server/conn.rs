@@ -253,6 +253,9 @@ impl Conn {
         }
         if !self.done && self.http.is_closed() {
             self.start_closing(now);
+        } else if self.unfed.is_empty() && matches!(self.work, Work::Idle) {
+            // Waiting for the next request: keep idle connections small.
+            self.http.release_idle_buffers();
         }
     }
 

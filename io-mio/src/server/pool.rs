@@ -4,8 +4,8 @@
 //! loop answers at once instead of letting a login flood grow memory or
 //! delay everyone.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use mio::Waker;
@@ -43,37 +43,19 @@ impl VerifyPool {
     /// each finished job wakes the loop through `waker`.
     pub fn start(workers: usize, queue: usize, waker: Arc<Waker>) -> std::io::Result<VerifyPool> {
         let (tasks, inbox) = mpsc::sync_channel::<Task>(queue);
-        let inbox = Arc::new(std::sync::Mutex::new(inbox));
+        let inbox = Arc::new(Mutex::new(inbox));
         let (done_tx, done) = mpsc::channel();
         let mut handles = Vec::with_capacity(workers);
         for n in 0..workers.max(1) {
             let inbox = Arc::clone(&inbox);
             let done_tx = done_tx.clone();
             let waker = Arc::clone(&waker);
-            let handle =
-                thread::Builder::new()
-                    .name(format!("verify-{n}"))
-                    .spawn(move || loop {
-                        // Hold the lock only to take a task, not to run it.
-                        let task = match inbox.lock() {
-                            Ok(inbox) => inbox.recv(),
-                            Err(poisoned) => poisoned.into_inner().recv(),
-                        };
-                        let Ok(task) = task else {
-                            return; // the loop dropped the pool
-                        };
-                        let verdict = task.job.run();
-                        let done = Done {
-                            conn: task.conn,
-                            ticket: task.ticket,
-                            verdict,
-                        };
-                        if done_tx.send(done).is_err() {
-                            return;
-                        }
-                        // A failed wake means the loop is gone too.
-                        let _ = waker.wake();
-                    })?;
+            let handle = thread::Builder::new()
+                .name(format!("verify-{n}"))
+                .spawn(move || {
+                    lower_priority();
+                    work(&inbox, &done_tx, &waker);
+                })?;
             handles.push(handle);
         }
         Ok(VerifyPool {
@@ -98,6 +80,43 @@ impl VerifyPool {
     pub fn poll_done(&self) -> Option<Done> {
         self.done.try_recv().ok()
     }
+}
+
+/// A worker's life: take a task, run it, send the verdict back, wake the
+/// loop; until the pool is dropped.
+fn work(inbox: &Mutex<Receiver<Task>>, done: &Sender<Done>, waker: &Waker) {
+    loop {
+        // Hold the lock only to take a task, not to run it.
+        let task = match inbox.lock() {
+            Ok(inbox) => inbox.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        let Ok(task) = task else {
+            return; // the loop dropped the pool
+        };
+        let verdict = task.job.run();
+        let finished = Done {
+            conn: task.conn,
+            ticket: task.ticket,
+            verdict,
+        };
+        if done.send(finished).is_err() {
+            return;
+        }
+        // A failed wake means the loop is gone too.
+        let _ = waker.wake();
+    }
+}
+
+/// Password checks yield to the event loop: on a busy machine a login
+/// storm takes only the CPU time that serving pages leaves over, so users
+/// already logged in are not slowed down (the queue in front stays
+/// bounded; beyond it logins get 503). Nice 19 rather than SCHED_IDLE:
+/// checks still progress under constant load.
+fn lower_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority};
+    // Not fatal: without it checks just compete as equals.
+    let _ = set_current_thread_priority(ThreadPriority::Min);
 }
 
 impl Drop for VerifyPool {
