@@ -18,7 +18,8 @@
 //! have no flag (`site-name`, `secure-cookies`, `basic-realm`,
 //! `trusted-proxies`, `max-connections`, `max-connections-per-client`,
 //! `workers`, `verify-queue`, `handshake-timeout`, `shutdown-timeout`,
-//! `access-log`). An unknown key is an error, so a typo never passes
+//! `access-log`, `session-capacity`, and `bench-preload-sessions` for
+//! benchmarks). An unknown key is an error, so a typo never passes
 //! silently. A key that a flag overrides is still checked.
 //!
 //! ```toml
@@ -60,6 +61,7 @@ use std::time::Duration;
 
 use clap::Args;
 use portcullis_core::guard::paths::PublicPaths;
+use portcullis_core::session::SessionConfig;
 use serde::Deserialize;
 use toml::{Spanned, Value};
 
@@ -191,6 +193,16 @@ pub struct Settings {
     /// One access-log line per request on stderr (`access-log`, file only).
     /// Default `true`.
     pub access_log: bool,
+    /// Most sessions at once (`session-capacity`, file only): at the limit,
+    /// a new login ends an expired session, else the least recently used
+    /// one. Default 100000 (`SessionConfig::default()`); from 1 to
+    /// 10000000. Each session takes about 160 bytes of memory.
+    pub session_capacity: usize,
+    /// For benchmarks only (`bench-preload-sessions`, file only): starts N
+    /// sessions for synthetic users `bench-user-K` (64 per user) before
+    /// listening, so that session-table size can be measured. Default 0; at
+    /// most `session-capacity`.
+    pub bench_preload_sessions: usize,
 }
 
 /// The default password file, relative to the working directory.
@@ -212,6 +224,8 @@ pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60)
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 60 * 60);
 /// The default `workers` is the number of CPUs, but at most this.
 pub const DEFAULT_WORKERS_CAP: usize = 8;
+/// The largest `session-capacity` (and `bench-preload-sessions`).
+pub const MAX_SESSION_CAPACITY: usize = 10_000_000;
 
 const fn v4(ip: [u8; 4], port: u16) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(
@@ -571,6 +585,20 @@ pub fn resolve(args: &ServeArgs, file: Option<&ConfigFile>) -> Result<Settings, 
         to_duration,
     )?;
     let access_log = given("access-log", None, file, |k| &k.access_log, to_bool)?;
+    let session_capacity = given(
+        "session-capacity",
+        None,
+        file,
+        |k| &k.session_capacity,
+        to_integer,
+    )?;
+    let preload = given(
+        "bench-preload-sessions",
+        None,
+        file,
+        |k| &k.bench_preload_sessions,
+        to_integer,
+    )?;
 
     let demo = demo.is_some_and(|d| d.value);
 
@@ -714,6 +742,38 @@ pub fn resolve(args: &ServeArgs, file: Option<&ConfigFile>) -> Result<Settings, 
         shutdown.unwrap_or_else(|| Given::default("shutdown-timeout", Duration::from_secs(10)));
     check_duration(&shutdown, true)?;
 
+    // The session store, and the benchmark's sessions that must fit in it.
+    let capacity_setting = session_capacity.as_ref().map_or(
+        Setting {
+            key: "session-capacity",
+            origin: Origin::Default,
+        },
+        Given::setting,
+    );
+    let session_capacity = count(
+        session_capacity,
+        SessionConfig::default().capacity,
+        MAX_SESSION_CAPACITY,
+    )?;
+    let bench_preload_sessions = match preload {
+        Some(preload) => {
+            let setting = preload.setting();
+            let n = count_from(Some(preload), 0, 0, MAX_SESSION_CAPACITY)?;
+            if n > session_capacity {
+                return Err(ConfigError::Conflict {
+                    first: setting,
+                    second: capacity_setting,
+                    message: format!(
+                        "{n} preloaded sessions do not fit in a session capacity of \
+                         {session_capacity}"
+                    ),
+                });
+            }
+            n
+        }
+        None => 0,
+    };
+
     Ok(Settings {
         https: https.map(|a| a.value),
         http: http.map(|a| a.value),
@@ -735,6 +795,8 @@ pub fn resolve(args: &ServeArgs, file: Option<&ConfigFile>) -> Result<Settings, 
         handshake_timeout: handshake.value,
         shutdown_timeout: shutdown.value,
         access_log: access_log.is_none_or(|a| a.value),
+        session_capacity,
+        bench_preload_sessions,
     })
 }
 
@@ -764,6 +826,8 @@ struct FileKeys {
     handshake_timeout: Option<Spanned<Value>>,
     shutdown_timeout: Option<Spanned<Value>>,
     access_log: Option<Spanned<Value>>,
+    session_capacity: Option<Spanned<Value>>,
+    bench_preload_sessions: Option<Spanned<Value>>,
 }
 
 /// A parsed config file.
@@ -1030,12 +1094,25 @@ fn check_label(label: &Given<String>) -> Result<(), ConfigError> {
 
 /// A count from the file, in `1..=max`, or `default`.
 fn count(value: Option<Given<i64>>, default: usize, max: usize) -> Result<usize, ConfigError> {
+    count_from(value, default, 1, max)
+}
+
+/// A count from the file, in `min..=max`, or `default`.
+fn count_from(
+    value: Option<Given<i64>>,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, ConfigError> {
     let Some(value) = value else {
         return Ok(default);
     };
     match usize::try_from(value.value) {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(value.invalid(format!("{} is out of range: from 1 to {max}", value.value))),
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(value.invalid(format!(
+            "{} is out of range: from {min} to {max}",
+            value.value
+        ))),
     }
 }
 
@@ -1132,6 +1209,8 @@ mod tests {
                 handshake_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(10),
                 access_log: true,
+                session_capacity: 100_000,
+                bench_preload_sessions: 0,
             }
         );
         // The same from the file.
@@ -1659,7 +1738,9 @@ mod tests {
              verify-queue = 10\n\
              handshake-timeout = \"5s\"\n\
              shutdown-timeout = \"1m\"\n\
-             access-log = false\n",
+             access-log = false\n\
+             session-capacity = 2000000\n\
+             bench-preload-sessions = 1000000\n",
         );
         let settings = resolve(&ServeArgs::default(), Some(&config)).unwrap();
         assert_eq!(settings.site_name, "Example Wiki");
@@ -1679,6 +1760,8 @@ mod tests {
         assert_eq!(settings.handshake_timeout, Duration::from_secs(5));
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(60));
         assert!(!settings.access_log);
+        assert_eq!(settings.session_capacity, 2_000_000);
+        assert_eq!(settings.bench_preload_sessions, 1_000_000);
     }
 
     #[test]
@@ -1701,6 +1784,22 @@ mod tests {
                 "verify-queue = 0",
                 "key `verify-queue`: 0 is out of range: from 1 to 65536",
             ),
+            (
+                "session-capacity = 0",
+                "key `session-capacity`: 0 is out of range: from 1 to 10000000",
+            ),
+            (
+                "session-capacity = 10000001",
+                "key `session-capacity`: 10000001 is out of range: from 1 to 10000000",
+            ),
+            (
+                "bench-preload-sessions = -1",
+                "key `bench-preload-sessions`: -1 is out of range: from 0 to 10000000",
+            ),
+            (
+                "session-capacity = \"1M\"",
+                "key `session-capacity`: expected a whole number, found a string \"1M\"",
+            ),
         ] {
             assert_eq!(
                 refused(&demo, Some(&file(text))),
@@ -1708,6 +1807,56 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_session_capacity_bounds_the_store_and_the_benchmarks_preload() {
+        let demo = flags(&["--demo"]);
+        // Both extremes of the capacity are accepted.
+        for n in [1, 10_000_000] {
+            let config = file(&format!("session-capacity = {n}\n"));
+            let settings = resolve(&demo, Some(&config)).unwrap();
+            assert_eq!(settings.session_capacity, n);
+            assert_eq!(settings.bench_preload_sessions, 0);
+        }
+
+        // A preload that fills the store exactly is fine, even the default
+        // store; zero is the default and means none.
+        let config = file("bench-preload-sessions = 100000\n");
+        let settings = resolve(&demo, Some(&config)).unwrap();
+        assert_eq!(settings.bench_preload_sessions, 100_000);
+        assert_eq!(settings.session_capacity, 100_000);
+        let config = file("bench-preload-sessions = 0\n");
+        assert_eq!(
+            resolve(&demo, Some(&config))
+                .unwrap()
+                .bench_preload_sessions,
+            0
+        );
+
+        // One more does not fit: both keys are named, with their origins.
+        let error = refused(&demo, Some(&file("bench-preload-sessions = 100001\n")));
+        assert_eq!(
+            error,
+            "/etc/portcullis/site.toml:1: key `bench-preload-sessions` (line 1) and key \
+             `session-capacity` (default): 100001 preloaded sessions do not fit in a session \
+             capacity of 100000"
+        );
+        let config = file("session-capacity = 1000\n\nbench-preload-sessions = 5000\n");
+        let error = refused(&demo, Some(&config));
+        assert_eq!(
+            error,
+            "/etc/portcullis/site.toml:3: key `bench-preload-sessions` (line 3) and key \
+             `session-capacity` (line 1): 5000 preloaded sessions do not fit in a session \
+             capacity of 1000"
+        );
+        // The benchmark's setting of bench/compare.py passes.
+        let config = file("bench-preload-sessions = 1000000\nsession-capacity = 1001000\n");
+        let settings = resolve(&demo, Some(&config)).unwrap();
+        assert_eq!(
+            (settings.session_capacity, settings.bench_preload_sessions),
+            (1_001_000, 1_000_000)
+        );
     }
 
     #[test]

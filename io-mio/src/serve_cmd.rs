@@ -205,6 +205,13 @@ fn start_summary(
     for line in loaded {
         let _ = writeln!(text, "  {line}");
     }
+    if settings.bench_preload_sessions > 0 {
+        let _ = writeln!(
+            text,
+            "  preloaded {} sessions (benchmark)",
+            settings.bench_preload_sessions
+        );
+    }
     if settings.demo {
         let _ = writeln!(text, "  DEMO MODE: loopback only, self-signed certificate");
     }

@@ -270,6 +270,9 @@ impl StaticSite {
     /// The canonical form of `path` and its metadata, if it exists, stays
     /// under the root and has no dot segment below the root.
     fn resolve(&self, path: &Path) -> Option<(PathBuf, Metadata)> {
+        if let Some(found) = self.resolve_plain(path) {
+            return found;
+        }
         let canonical = path.canonicalize().ok()?;
         let relative = canonical.strip_prefix(&self.root).ok()?;
         for (i, component) in relative.components().enumerate() {
@@ -283,6 +286,34 @@ impl StaticSite {
         // The canonical path has no symlink left: this is the file's type.
         let meta = std::fs::metadata(&canonical).ok()?;
         Some((canonical, meta))
+    }
+
+    /// The common case in one `lstat` per segment below the root (not one
+    /// `readlink` per component of the whole path, as canonicalising
+    /// costs): when no segment is a symlink, `path` is canonical already,
+    /// since the root is and the segments are plain names. `None` when a
+    /// segment is a symlink (then [`StaticSite::resolve`] canonicalises);
+    /// `Some(None)` when the path does not exist.
+    #[allow(clippy::option_option)]
+    fn resolve_plain(&self, path: &Path) -> Option<Option<(PathBuf, Metadata)>> {
+        let relative = path.strip_prefix(&self.root).ok()?;
+        if relative.as_os_str().is_empty() {
+            return None; // the root itself
+        }
+        let mut at = self.root.clone();
+        let mut found = None;
+        for component in relative.components() {
+            let Component::Normal(name) = component else {
+                return None;
+            };
+            at.push(name);
+            match std::fs::symlink_metadata(&at) {
+                Ok(meta) if meta.file_type().is_symlink() => return None,
+                Ok(meta) => found = Some(meta),
+                Err(_) => return Some(None),
+            }
+        }
+        Some(found.map(|meta| (at, meta)))
     }
 
     fn serve_file(&self, request: &Request, path: &Path, name: &str) -> SiteResponse {

@@ -54,6 +54,8 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         handshake_timeout: Duration::from_secs(10),
         shutdown_timeout: Duration::from_secs(10),
         access_log: false,
+        session_capacity: 100_000,
+        bench_preload_sessions: 0,
     }
 }
 

@@ -384,10 +384,7 @@ where
                     avatar: login.avatar,
                     logout: Some(login.logout),
                 };
-                let (id, evicted) = self
-                    .sessions
-                    .create(now.mono, &username, data, &mut *self.rng);
-                self.finish_sessions(evicted);
+                let id = self.open_session(now, &username, data);
                 self.events.push_back(AuthEvent::LoginSucceeded {
                     user: username.clone(),
                     client,
@@ -499,7 +496,42 @@ where
         }
     }
 
+    /// Starts a session for `user`, whose identity the embedder verified
+    /// itself (its single sign-on, a client certificate, a benchmark's
+    /// synthetic users): no password is checked and the throttle is not
+    /// consulted. The realm gives the avatar and logout hook, and the
+    /// session is stored as a login's is, under the same timeouts,
+    /// per-user cap and capacity policy (sessions removed to make room end
+    /// as usual: their hooks run and [`AuthEvent::SessionEnded`] reports
+    /// them). No [`AuthEvent::LoginSucceeded`] is queued: the embedder
+    /// knows who and from where, and logs it.
+    ///
+    /// Returns the value for the session cookie, to be set by the embedder
+    /// under the name [`GuardConfig::session_cookie`] with the attributes
+    /// the guard uses (`Path=/; HttpOnly; SameSite=Lax`, and `Secure` when
+    /// [`GuardConfig::tls`] is on), or `None` when the realm has no avatar
+    /// for `user` (no session is made).
+    #[must_use]
+    pub fn start_session(&mut self, now: Now, user: &str) -> Option<String> {
+        let id = AvatarId::User(user.to_string());
+        let (avatar, logout) = self.portal.realm_mut().request_avatar(&id)?;
+        let data = SessionData {
+            avatar,
+            logout: Some(logout),
+        };
+        Some(self.open_session(now, user, data).to_cookie())
+    }
+
     // ----- sessions ---------------------------------------------------------
+
+    /// Stores a new session for `user` (a login, or
+    /// [`Guard::start_session`]) and ends what the store removed to make
+    /// room for it; returns the new id.
+    fn open_session(&mut self, now: Now, user: &str, data: SessionData<R::Avatar>) -> SessionId {
+        let (id, evicted) = self.sessions.create(now.mono, user, data, &mut *self.rng);
+        self.finish_sessions(evicted);
+        id
+    }
 
     /// The user and avatar of the request's session cookie, if it names a
     /// live session (a use: its idle deadline moves).

@@ -88,6 +88,8 @@ pub struct Conn {
     /// poller is edge-triggered: an edge is reported once).
     readable: bool,
     writable: bool,
+    /// The poller reported that the peer closed its side.
+    hung_up: bool,
     /// The TCP peer closed its side.
     peer_eof: bool,
     /// The core was told the input ended; nothing more is read.
@@ -124,6 +126,7 @@ impl Conn {
             unfed: Vec::new(),
             readable: true,
             writable: true,
+            hung_up: false,
             peer_eof: false,
             input_ended: false,
             handshake_deadline,
@@ -143,10 +146,13 @@ impl Conn {
         self.done
     }
 
-    /// Whether the poller reported the socket readable / writable.
-    pub fn ready(&mut self, readable: bool, writable: bool) {
+    /// Whether the poller reported the socket readable / writable, and
+    /// whether the peer closed its side (then no later edge will come, so
+    /// reads go on until the end is seen).
+    pub fn ready(&mut self, readable: bool, writable: bool, hung_up: bool) {
         self.readable |= readable;
         self.writable |= writable;
+        self.hung_up |= hung_up;
     }
 
     /// The interest the socket needs now: always readable (to see input and
@@ -284,13 +290,19 @@ impl Conn {
                 return progress;
             }
             let got = match &mut self.tls {
-                None => read_plain(&mut self.socket, &mut shared.scratch, &mut self.readable),
+                None => read_plain(
+                    &mut self.socket,
+                    &mut shared.scratch,
+                    &mut self.readable,
+                    self.hung_up,
+                ),
                 Some(tls) => read_tls(
                     tls,
                     &mut self.socket,
                     &mut shared.scratch,
                     &mut self.readable,
                     &mut self.peer_eof,
+                    self.hung_up,
                 ),
             };
             match got {
@@ -715,14 +727,27 @@ enum Input {
     Broken,
 }
 
-fn read_plain(socket: &mut TcpStream, scratch: &mut [u8], readable: &mut bool) -> Input {
+fn read_plain(
+    socket: &mut TcpStream,
+    scratch: &mut [u8],
+    readable: &mut bool,
+    hung_up: bool,
+) -> Input {
     if !*readable {
         return Input::Nothing;
     }
     loop {
         return match socket.read(scratch) {
             Ok(0) => Input::Eof,
-            Ok(n) => Input::Data(n),
+            Ok(n) => {
+                // A short read drained the socket; the poller reports new
+                // bytes as a new edge, so the read that would only say
+                // WouldBlock is saved.
+                if n < scratch.len() && !hung_up {
+                    *readable = false;
+                }
+                Input::Data(n)
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *readable = false;
@@ -739,6 +764,7 @@ fn read_tls(
     scratch: &mut [u8],
     readable: &mut bool,
     peer_eof: &mut bool,
+    hung_up: bool,
 ) -> Input {
     // Plaintext rustls already holds comes first.
     match tls.reader().read(scratch) {
@@ -753,9 +779,17 @@ fn read_tls(
         return Input::Nothing;
     }
     loop {
-        match tls.read_tls(socket) {
+        let mut reader = ShortReads {
+            socket: &mut *socket,
+            drained: false,
+        };
+        match tls.read_tls(&mut reader) {
             Ok(0) => *peer_eof = true,
-            Ok(_) => {}
+            Ok(_) => {
+                if reader.drained && !hung_up {
+                    *readable = false; // as in `read_plain`
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *readable = false;
@@ -768,6 +802,21 @@ fn read_tls(
     match tls.process_new_packets() {
         Ok(_) => Input::Progress,
         Err(_) => Input::TlsRefused,
+    }
+}
+
+/// The socket as rustls reads it, noting a short read (the socket is
+/// drained until the poller reports a new edge).
+struct ShortReads<'a> {
+    socket: &'a mut TcpStream,
+    drained: bool,
+}
+
+impl Read for ShortReads<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.socket.read(buf)?;
+        self.drained |= n > 0 && n < buf.len();
+        Ok(n)
     }
 }
 

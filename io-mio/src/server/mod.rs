@@ -204,7 +204,10 @@ pub struct Server {
     https_addr: Option<SocketAddr>,
     http_addr: Option<SocketAddr>,
     tls: Option<Arc<ServerConfig>>,
-    conns: Slab<Conn>,
+    /// Boxed: the slab grows by doubling, and spare slots the size of a
+    /// whole connection would cost more than the idle connections
+    /// themselves.
+    conns: Slab<Box<Conn>>,
     /// Connection deadlines, earliest first.
     timers: BTreeSet<(Instant, usize)>,
     /// Each connection's entry in `timers`.
@@ -258,12 +261,22 @@ impl Server {
             sessions: SessionConfig {
                 idle_timeout: settings.idle_timeout,
                 absolute_timeout: settings.absolute_timeout,
+                capacity: settings.session_capacity,
                 ..SessionConfig::default()
             },
             ..GuardConfig::default()
         };
-        let guard = Guard::new(config, portal, Box::new(os_rng()))
+        let mut guard = Guard::new(config, portal, Box::new(os_rng()))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("public: {e}")))?;
+        // Benchmarks only (`bench-preload-sessions`): sessions of synthetic
+        // users, as many per user as the per-user cap allows, so that the
+        // session table's size can be measured. The realm gives any user an
+        // avatar; nobody holds the cookies.
+        let per_user = guard.config().sessions.per_user_cap;
+        let preload_now = Now::new(Instant::now(), SystemTime::now());
+        for i in 0..settings.bench_preload_sessions {
+            let _cookie = guard.start_session(preload_now, &format!("bench-user-{}", i / per_user));
+        }
         let pool = VerifyPool::start(settings.workers, settings.verify_queue, Arc::clone(&waker))?;
         let upgrades = prepared.users_path.clone().map(spawn_upgrade_writer);
         let now = Instant::now();
@@ -363,6 +376,7 @@ impl Server {
                         conn.ready(
                             event.is_readable() || event.is_read_closed() || broken,
                             event.is_writable() || event.is_write_closed() || broken,
+                            event.is_read_closed() || broken,
                         );
                         conn.drive(&mut self.shared, key, now);
                         self.settle(key);
@@ -466,7 +480,14 @@ impl Server {
             {
                 continue;
             }
-            entry.insert(Conn::new(socket, tls, role, ip, &self.shared, now));
+            entry.insert(Box::new(Conn::new(
+                socket,
+                tls,
+                role,
+                ip,
+                &self.shared,
+                now,
+            )));
             *self.per_client.entry(ip).or_insert(0) += 1;
             self.control.open.store(self.conns.len(), Ordering::SeqCst);
             self.settle(key);
