@@ -68,7 +68,7 @@ use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_core::guard::pages::{CONTENT_SECURITY_POLICY, STYLE};
+use portcullis_core::guard::pages::CONTENT_SECURITY_POLICY;
 use portcullis_core::guard::paths::encode_path;
 use portcullis_core::http::reason_phrase;
 use portcullis_core::{Request, ResponseBody, ResponseHead};
@@ -554,39 +554,11 @@ pub(crate) fn html_head(status: u16, cache_control: &'static str) -> ResponseHea
 
 /// An HTML5 page around `main` (already escaped), styled like the guard's
 /// pages: the guard's style sheet, allowed by the CSP of [`html_head`].
-pub(crate) fn html_document(title: &str, main: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n\
-<html lang=\"en\">\n\
-<head>\n\
-<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<title>{title}</title>\n\
-<style>{STYLE}</style>\n\
-</head>\n\
-<body>\n\
-<main>\n\
-{main}\
-</main>\n\
-</body>\n\
-</html>\n"
-    )
-}
+pub(crate) use portcullis_core::guard::pages::document as html_document;
 
 /// `text` for HTML text and double- or single-quoted attributes.
 pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 /// A short error page for `status` (404, 405, 500...). It echoes nothing

@@ -485,27 +485,30 @@ impl Browser {
 
     /// POST a form with the jar.
     pub fn post_form(&mut self, target: &str, form: &[(&str, &str)]) -> Response {
+        let bytes = self.form_post_bytes(target, form);
+        self.client.send(&bytes).expect("POST");
+        let response = self.client.read_response(false).expect("POST");
+        self.remember(&response);
+        response
+    }
+
+    /// The bytes of a same-origin form post with the jar's cookies.
+    pub fn form_post_bytes(&self, target: &str, form: &[(&str, &str)]) -> Vec<u8> {
         let body = form
             .iter()
             .map(|(n, v)| format!("{}={}", encode(n), encode(v)))
             .collect::<Vec<_>>()
             .join("&");
         let cookie = self.cookie_field();
-        let origin = self.origin.clone();
         let mut fields = vec![
             ("Accept", "text/html"),
-            ("Origin", origin.as_str()),
+            ("Origin", self.origin.as_str()),
             ("Content-Type", "application/x-www-form-urlencoded"),
         ];
         if !cookie.is_empty() {
             fields.push(("Cookie", cookie.as_str()));
         }
-        let response = self
-            .client
-            .request("POST", target, &fields, body.as_bytes())
-            .expect("POST");
-        self.remember(&response);
-        response
+        request_bytes("POST", target, &fields, body.as_bytes())
     }
 
     /// Fetches the login form and posts `user` and `password` to it;
@@ -602,23 +605,10 @@ impl Browser {
     pub fn login_post_bytes(&mut self, user: &str, password: &str) -> Vec<u8> {
         let form = self.get("/__login__");
         let csrf = hidden_field(&form.text(), "csrf").expect("the login form has a CSRF token");
-        let body = format!(
-            "username={}&password={}&csrf={}",
-            encode(user),
-            encode(password),
-            encode(&csrf)
-        );
-        let cookie = self.cookie_field();
-        let origin = self.origin.clone();
-        let mut fields = vec![
-            ("Accept", "text/html"),
-            ("Origin", origin.as_str()),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ];
-        if !cookie.is_empty() {
-            fields.push(("Cookie", cookie.as_str()));
-        }
-        request_bytes("POST", "/__login__", &fields, body.as_bytes())
+        self.form_post_bytes(
+            "/__login__",
+            &[("username", user), ("password", password), ("csrf", &csrf)],
+        )
     }
 }
 // ===== end of srvtests-b's helpers ============================================

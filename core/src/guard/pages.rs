@@ -117,7 +117,10 @@ pub struct LogoutPageParams<'a> {
 }
 
 /// The document around a page's `<main>` content.
-fn document(title: &str, main: &str) -> String {
+/// An HTML5 page around `main` (already escaped) with the guard's style
+/// sheet, which [`guard_headers`]' Content-Security-Policy allows by its
+/// hash: for the guard's pages and for sites that want to look like them.
+pub fn document(title: &str, main: &str) -> String {
     format!(
         "<!DOCTYPE html>\n\
 <html lang=\"en\">\n\
