@@ -84,6 +84,16 @@ pub struct SiteResponse {
     pub body: SiteBody,
 }
 
+/// The guard's own answers go out like the site's.
+impl From<portcullis_core::guard::Reply> for SiteResponse {
+    fn from(reply: portcullis_core::guard::Reply) -> SiteResponse {
+        SiteResponse {
+            head: reply.head,
+            body: SiteBody::Bytes(reply.body),
+        }
+    }
+}
+
 impl SiteResponse {
     /// The status code, for the access log.
     #[must_use]

@@ -51,10 +51,7 @@ enum Work {
     Verifying { request: Request, ticket: Ticket },
     /// The response head is out; its body follows as the connection has
     /// room.
-    Sending {
-        request: Option<Request>,
-        body: OutBody,
-    },
+    Sending { request: Request, body: OutBody },
 }
 
 /// A response body being sent.
@@ -102,6 +99,8 @@ pub struct Conn {
     done: bool,
     /// What the poller was last asked to report.
     pub registered: Interest,
+    /// The deadline the loop's timer set holds for this connection.
+    pub timer: Option<Instant>,
 }
 
 impl Conn {
@@ -133,6 +132,7 @@ impl Conn {
             linger_until: None,
             done: false,
             registered: Interest::READABLE,
+            timer: None,
         }
     }
 
@@ -371,7 +371,7 @@ impl Conn {
                 match self.role {
                     Role::Redirect { https_port } => {
                         let reply = redirect_to_https(&request, https_port);
-                        self.respond(shared, now, Some(request), reply);
+                        self.respond(shared, now, request, reply);
                     }
                     Role::Site => {
                         let client = shared.client_address(self.peer, &request);
@@ -409,13 +409,7 @@ impl Conn {
         decision: Decision<String>,
     ) {
         match decision {
-            Decision::Respond(reply) => {
-                let response = SiteResponse {
-                    head: reply.head,
-                    body: SiteBody::Bytes(reply.body),
-                };
-                self.respond(shared, now, Some(request), response);
-            }
+            Decision::Respond(reply) => self.respond(shared, now, request, reply.into()),
             Decision::Forward(access) => {
                 if let (Some(log), Some(user)) = (&mut self.log, &access.user) {
                     log.user = Some(user.clone());
@@ -427,7 +421,7 @@ impl Conn {
                         .head
                         .header("Strict-Transport-Security", STRICT_TRANSPORT_SECURITY);
                 }
-                self.respond(shared, now, Some(request), response);
+                self.respond(shared, now, request, response);
             }
             Decision::ReadBody { limit } => {
                 self.work = Work::ReadingBody {
@@ -445,11 +439,7 @@ impl Conn {
                     Err(_full) => {
                         shared.note_pool_full(now);
                         let reply = shared.guard.cancel(now, ticket);
-                        let response = SiteResponse {
-                            head: reply.head,
-                            body: SiteBody::Bytes(reply.body),
-                        };
-                        self.respond(shared, now, Some(request), response);
+                        self.respond(shared, now, request, reply.into());
                     }
                 }
             }
@@ -496,13 +486,7 @@ impl Conn {
     }
 
     /// Starts the response; its body follows through [`Conn::pump_body`].
-    fn respond(
-        &mut self,
-        shared: &mut Shared,
-        now: Now,
-        request: Option<Request>,
-        response: SiteResponse,
-    ) {
+    fn respond(&mut self, shared: &mut Shared, now: Now, request: Request, response: SiteResponse) {
         if let Some(log) = &mut self.log {
             log.status = response.head.status();
         }
@@ -584,7 +568,7 @@ impl Conn {
                 }
                 if let Work::Sending { request, .. } = std::mem::replace(&mut self.work, Work::Idle)
                 {
-                    self.log_finished(request.as_ref());
+                    self.log_finished(&request);
                 }
                 return true;
             }
@@ -594,7 +578,7 @@ impl Conn {
         }
     }
 
-    fn log_finished(&mut self, request: Option<&Request>) {
+    fn log_finished(&mut self, request: &Request) {
         let Some(pending) = self.log.take() else {
             return;
         };
@@ -602,8 +586,8 @@ impl Conn {
             time: pending.time,
             client: self.peer,
             user: pending.user.as_deref(),
-            method: request.map(Request::method),
-            path: request.map(Request::path),
+            method: Some(request.method()),
+            path: Some(request.path()),
             status: pending.status,
             bytes: pending.bytes,
             // Read afresh: the whole exchange often fits in one pass.
@@ -696,11 +680,6 @@ impl Conn {
         }
         self.linger_until = Some(now.mono + LINGER);
         self.drain_lingering();
-    }
-
-    /// Where the request stands, for a shutdown that has to choose.
-    pub fn is_verifying(&self) -> bool {
-        matches!(self.work, Work::Verifying { .. })
     }
 }
 
@@ -853,7 +832,7 @@ fn redirect_to_https(request: &Request, https_port: u16) -> SiteResponse {
 }
 
 /// A short plain-text answer.
-pub fn plain_response(status: u16, text: &str) -> SiteResponse {
+fn plain_response(status: u16, text: &str) -> SiteResponse {
     let body = text.as_bytes().to_vec();
     SiteResponse {
         head: ResponseHead::new(status)

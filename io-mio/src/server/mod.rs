@@ -23,7 +23,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Token, Waker};
 use portcullis_core::cred::{
     AvatarId, HashParams, LogoutHook, PasswordFile, PasswordFileChecker, PasswordUpgrade, Portal,
     Realm,
@@ -144,11 +144,7 @@ impl Shared {
 
     fn note_pool_full(&mut self, now: Now) {
         // Once a second at most: a flood must not become a log flood.
-        if self
-            .pool_full_noted
-            .is_none_or(|at| now.mono.duration_since(at) >= Duration::from_secs(1))
-        {
-            self.pool_full_noted = Some(now.mono);
+        if once_a_second(&mut self.pool_full_noted, now) {
             log::notice(format_args!(
                 "password checks queue full: answering 503 to logins (raise `workers` or `verify-queue` if this is not an attack)"
             ));
@@ -208,10 +204,9 @@ pub struct Server {
     /// whole connection would cost more than the idle connections
     /// themselves.
     conns: Slab<Box<Conn>>,
-    /// Connection deadlines, earliest first.
+    /// Connection deadlines, earliest first (each connection's own entry
+    /// is its `timer`).
     timers: BTreeSet<(Instant, usize)>,
-    /// Each connection's entry in `timers`.
-    timer_of: HashMap<usize, Instant>,
     per_client: HashMap<IpAddr, usize>,
     shared: Shared,
     control: Arc<Control>,
@@ -289,7 +284,6 @@ impl Server {
             tls: prepared.tls.map(|setup| setup.config),
             conns: Slab::new(),
             timers: BTreeSet::new(),
-            timer_of: HashMap::new(),
             per_client: HashMap::new(),
             shared: Shared {
                 guard,
@@ -505,7 +499,7 @@ impl Server {
         if conn.is_done() {
             let mut conn = self.conns.remove(key);
             let _ = self.poll.registry().deregister(conn.socket_mut());
-            if let Some(at) = self.timer_of.remove(&key) {
+            if let Some(at) = conn.timer {
                 self.timers.remove(&(at, key));
             }
             if let Some(count) = self.per_client.get_mut(&conn.peer) {
@@ -526,19 +520,20 @@ impl Server {
         let wanted = conn.interest();
         if wanted != conn.registered {
             conn.registered = wanted;
-            let _ = reregister(self.poll.registry(), conn, key, wanted);
+            let _ = self
+                .poll
+                .registry()
+                .reregister(conn.socket_mut(), Token(key), wanted);
         }
         let deadline = conn.deadline();
-        let current = self.timer_of.get(&key).copied();
-        if deadline != current {
-            if let Some(at) = current {
+        if deadline != conn.timer {
+            if let Some(at) = conn.timer {
                 self.timers.remove(&(at, key));
-                self.timer_of.remove(&key);
             }
             if let Some(at) = deadline {
                 self.timers.insert((at, key));
-                self.timer_of.insert(key, at);
             }
+            conn.timer = deadline;
         }
     }
 
@@ -548,8 +543,8 @@ impl Server {
                 break;
             }
             self.timers.pop_first();
-            self.timer_of.remove(&key);
             if let Some(conn) = self.conns.get_mut(key) {
+                conn.timer = None;
                 conn.on_timeout(&mut self.shared, key, now);
                 self.settle(key);
             }
@@ -691,15 +686,6 @@ impl Server {
             .sessions
             .store(self.shared.guard.session_count(), Ordering::SeqCst);
     }
-}
-
-fn reregister(
-    registry: &Registry,
-    conn: &mut Conn,
-    key: usize,
-    interest: Interest,
-) -> io::Result<()> {
-    registry.reregister(conn.socket_mut(), Token(key), interest)
 }
 
 /// Whether a rate-limited notice may be written now (and notes that it was).

@@ -28,7 +28,7 @@ struct Task {
     job: VerifyJob,
 }
 
-/// The queue was full; the job is handed back unrun.
+/// The queue was full (or the pool is stopping): the job was not queued.
 pub struct Full;
 
 /// Worker threads behind a bounded queue.
