@@ -11,14 +11,17 @@ this script starts gets its own process group, whose id is appended to
 WORK/pgids so that compare.sh's EXIT trap can end it even if this script
 dies; the script ends them itself on the way out too.
 
-Besides `run`, three subcommands are the load generators that wrk cannot be,
+Besides `run`, two subcommands are the load generators that wrk cannot be,
 started by `run` itself on the client CPU:
 
-  handshakes  B3: full TLS 1.3 handshakes, one request per new connection
-              (wrk and h2load resume TLS sessions when they reconnect)
   storm       B4: a login storm at a fixed rate over many connections
   idle        B6: opens N keep-alive connections, one request each, and
               holds them idle while the server's memory is measured
+
+B3's client (full TLS 1.3 handshakes, one request per new connection) is
+native, examples/bench_handshakes.rs, which compare.sh builds and names in
+HANDSHAKE_CLIENT_BIN: wrk and h2load resume TLS sessions when they reconnect,
+and a Python client costs several times the servers' CPU per handshake.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import datetime
 import http.client
 import itertools
 import json
-import multiprocessing
 import os
 import platform
 import re
@@ -57,6 +59,7 @@ SESSIONS = 1_000_000
 PRELOAD_KEY = "bench-preload-sessions"  # config key: make N sessions at start
 CAPACITY_KEY = "session-capacity"  # config key: the session store's capacity
 STORE_BENCH = "session_store"  # core/benches/session_store.rs
+IDLE_WARM = 1_000  # B6: connections opened before the measured ones
 
 
 # ----- settings ---------------------------------------------------------------
@@ -81,7 +84,7 @@ class Plan:
     connections: int = 50  # CONNECTIONS: wrk's connections (B1, B2, B4)
     server_cpu: str = "0"  # SERVER_CPU
     client_cpu: str = "1"  # CLIENT_CPU
-    handshake_clients: int = 8  # HANDSHAKE_CLIENTS: B3 client processes
+    handshake_clients: int = 16  # HANDSHAKE_CLIENTS: B3 client threads
     storm_conns: int = 128  # STORM_CONNS: B4 login connections
     storm_rate: int = 400  # STORM_RATE: B4 login attempts per second
     idle_conns: int = 10_000  # IDLE_CONNS: B6 connections
@@ -97,7 +100,7 @@ class Plan:
         plan.connections = int(env.get("CONNECTIONS", "50"))
         plan.server_cpu = env.get("SERVER_CPU", "0")
         plan.client_cpu = env.get("CLIENT_CPU", "1")
-        plan.handshake_clients = int(env.get("HANDSHAKE_CLIENTS", "8"))
+        plan.handshake_clients = int(env.get("HANDSHAKE_CLIENTS", "16"))
         plan.storm_conns = int(env.get("STORM_CONNS", "128"))
         plan.storm_rate = int(env.get("STORM_RATE", "400"))
         plan.idle_conns = int(env.get("IDLE_CONNS", "10000"))
@@ -368,65 +371,6 @@ def percentile(values: list[float], q: float) -> float:
 # ----- load generators (subcommands) ------------------------------------------
 
 
-def handshake_worker(port: int, cookie: str, deadline: float, out: multiprocessing.Queue) -> None:
-    ctx = client_context()
-    request = get_request(port, cookie, close=True)
-    done = reused = errors = 0
-    statuses: dict[int, int] = {}
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                with ctx.wrap_socket(raw) as tls:
-                    reused += tls.session_reused
-                    tls.sendall(request)
-                    status, _ = read_response(tls)
-                    # The server closes after `Connection: close`; wait for it.
-                    while tls.recv(65536):
-                        pass
-            statuses[status] = statuses.get(status, 0) + 1
-            done += 1
-        except (OSError, ValueError):
-            errors += 1
-    out.put(
-        {"done": done, "reused": reused, "errors": errors, "statuses": statuses, "cpu": time.process_time()}
-    )
-
-
-def cmd_handshakes(args) -> None:
-    """B3's client: full handshakes for `duration` seconds from `clients`
-    processes; prints one JSON line."""
-    queue: multiprocessing.Queue = multiprocessing.Queue()
-    start = time.monotonic()
-    deadline = start + args.duration
-    workers = [
-        multiprocessing.Process(target=handshake_worker, args=(args.port, args.cookie, deadline, queue))
-        for _ in range(args.clients)
-    ]
-    for w in workers:
-        w.start()
-    reports = [queue.get(timeout=args.duration + 60) for _ in workers]
-    elapsed = time.monotonic() - start
-    for w in workers:
-        w.join()
-    statuses: dict[str, int] = {}
-    for r in reports:
-        for k, v in r["statuses"].items():
-            statuses[str(k)] = statuses.get(str(k), 0) + v
-    print(
-        json.dumps(
-            {
-                "handshakes": sum(r["done"] for r in reports),
-                "reused": sum(r["reused"] for r in reports),
-                "errors": sum(r["errors"] for r in reports),
-                "statuses": statuses,
-                "seconds": elapsed,
-                "client_cpu": sum(r["cpu"] for r in reports),
-            }
-        )
-    )
-
-
 async def storm(args) -> dict:
     pre, token = prelogin(args.port, False)
     password = os.environ["STORM_PASSWORD"]  # not on the command line, where ps shows it
@@ -502,8 +446,9 @@ def cmd_storm(args) -> None:
 
 
 def cmd_idle(args) -> None:
-    """B6's client: opens `n` connections, sends one request on each and
-    reads the answer, then prints `ready N` and holds them until a line
+    """B6's client: opens `warm` connections, sends one request on each and
+    reads the answer, prints one JSON line and waits for a line on stdin;
+    then does the same with `n` more; holds them all until a last line
     arrives on stdin."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -511,23 +456,28 @@ def cmd_idle(args) -> None:
     request = get_request(args.port, args.cookie, close=False)
     held = []
     failures: dict[str, int] = {}
-    start = time.monotonic()
-    for _ in range(args.n):
-        try:
-            raw = socket.create_connection(("127.0.0.1", args.port), timeout=10)
-            # Closing with a reset at the end leaves no TIME_WAIT behind.
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            sock = ctx.wrap_socket(raw) if ctx else raw
-            sock.sendall(request)
-            status, _ = read_response(sock)
-            if status != 200:
-                failures[str(status)] = failures.get(str(status), 0) + 1
-            held.append(sock)
-        except (OSError, ValueError) as e:
-            failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
-    opened = time.monotonic() - start
-    print(json.dumps({"ready": len(held), "failures": failures, "open_seconds": opened}), flush=True)
-    sys.stdin.readline()
+
+    def open_batch(count: int) -> None:
+        start, before = time.monotonic(), len(held)
+        for _ in range(count):
+            try:
+                raw = socket.create_connection(("127.0.0.1", args.port), timeout=10)
+                # Closing with a reset at the end leaves no TIME_WAIT behind.
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock = ctx.wrap_socket(raw) if ctx else raw
+                sock.sendall(request)
+                status, _ = read_response(sock)
+                if status != 200:
+                    failures[str(status)] = failures.get(str(status), 0) + 1
+                held.append(sock)
+            except (OSError, ValueError) as e:
+                failures[type(e).__name__] = failures.get(type(e).__name__, 0) + 1
+        opened = time.monotonic() - start
+        print(json.dumps({"ready": len(held) - before, "failures": failures, "open_seconds": opened}), flush=True)
+        sys.stdin.readline()
+
+    open_batch(args.warm)
+    open_batch(args.n)
     for sock in held:
         sock.close()
 
@@ -588,8 +538,8 @@ class Bench:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.nofile = hard
-        if hard < self.plan.idle_conns + 200:
-            self.plan.idle_conns = max(100, hard - 200)
+        if hard < self.plan.idle_conns + IDLE_WARM + 200:
+            self.plan.idle_conns = max(100, hard - IDLE_WARM - 200)
             self.notes.append(f"IDLE_CONNS lowered to {self.plan.idle_conns}: the open-files limit is {hard}")
         subprocess.run(
             [
@@ -786,26 +736,43 @@ class Bench:
             raise SystemExit(f"helper failed ({proc.returncode}); see {self.work / 'helpers.log'}")
         return json.loads(out.decode().strip().splitlines()[-1])
 
-    def handshakes(self, server: Server, tag: str) -> dict:
+    def handshakes(self, server: Server, duration: float, tag: str) -> dict:
+        """One B3 run: the native client (examples/bench_handshakes.rs, built
+        by compare.sh) on the client CPU for `duration` seconds."""
+        client = os.environ.get("HANDSHAKE_CLIENT_BIN", "")
+        if not client or not os.access(client, os.X_OK):
+            raise SystemExit(
+                f"B3 needs its client (HANDSHAKE_CLIENT_BIN={client!r}): run it through bench/compare.sh, "
+                "which builds it (cargo build --release --example bench_handshakes)"
+            )
+        argv = [
+            "taskset", "-c", self.plan.client_cpu, client, "--connect", f"127.0.0.1:{server.tls_port}",
+            "--duration", f"{duration:g}", "--threads", str(self.plan.handshake_clients),
+            "--cert", str(self.work / "cert.pem"), "--cookie", server.cookie["tls"], "--path", PAGE_PATH,
+            "--suite", self.tls_params["portcullis suite"], "--group", self.tls_params["portcullis group"],
+        ]  # fmt: skip
         before = server.cpu_seconds()
-        proc = self.helper(
-            ["handshakes", "--port", str(server.tls_port), "--cookie", server.cookie["tls"],
-             "--duration", str(self.plan.duration), "--clients", str(self.plan.handshake_clients)],
-            self.plan.duration + 60,
-        )  # fmt: skip
-        result = self.finish_helper(proc, self.plan.duration + 60)
+        proc = self.procs.start(argv, self.work / "helpers.log", stdout=subprocess.PIPE)
+        result = self.finish_helper(proc, duration + 60)
         after = server.cpu_seconds()
         self.check_alive(server, "tls", tag)
         n = max(result["handshakes"], 1)
         result["rate"] = result["handshakes"] / result["seconds"]
         result["cpu_us"] = (after - before) * 1e6 / n
         result["client_cpu_us"] = result["client_cpu"] * 1e6 / n
-        self.runs.append(
-            f"{tag}: {result['rate']:,.0f} handshakes/s, {result['cpu_us']:.0f} µs server CPU/handshake, "
-            f"{result['client_cpu_us']:.0f} µs client CPU/handshake, statuses {result['statuses']}, "
-            f"resumed {result['reused']}, errors {result['errors']}"
-        )
-        self.log(self.runs[-1])
+        # Busy shares say which side was the bound: the one near 100%.
+        result["server_busy"] = (after - before) / result["seconds"]
+        result["client_busy"] = result["client_cpu"] / result["seconds"]
+        if not tag.startswith("warm-up"):
+            self.runs.append(
+                f"{tag}: {result['rate']:,.0f} handshakes/s, {result['cpu_us']:.0f} µs server CPU/handshake "
+                f"(server busy {result['server_busy']:.0%}), {result['client_cpu_us']:.0f} µs "
+                f"client CPU/handshake (client busy {result['client_busy']:.0%}, "
+                f"{result['threads']} threads), statuses {result['statuses']}, resumed {result['reused']}, "
+                f"hello retries {result['hello_retries']}, errors {result['errors']}, "
+                f"closes without close_notify {result['unclean_closes']}"
+            )
+            self.log(self.runs[-1])
         return result
 
     def table_row(self, bench, what, ours, peer, ratio, goal, met) -> None:
@@ -878,15 +845,17 @@ class Bench:
         )
 
     def b3(self, p: Server, n: Server) -> None:
+        for server in (p, n):
+            self.handshakes(server, self.plan.warmup, f"warm-up B3 {server.name}")
         results: dict[str, list[dict]] = {"portcullis": [], "nginx": []}
         for r in range(self.plan.rounds):
             for server in (p, n):
-                results[server.name].append(self.handshakes(server, f"B3 round {r + 1} {server.name}"))
-        med = {
-            name: {k: median([x[k] for x in runs]) for k in ("rate", "cpu_us", "client_cpu_us")}
-            for name, runs in results.items()
-        }
-        resumed = sum(x["reused"] for runs in results.values() for x in runs)
+                results[server.name].append(
+                    self.handshakes(server, self.plan.duration, f"B3 round {r + 1} {server.name}")
+                )
+        keys = ("rate", "cpu_us", "client_cpu_us", "server_busy", "client_busy")
+        med = {name: {k: median([x[k] for x in runs]) for k in keys} for name, runs in results.items()}
+        resumed = sum(x["reused"] + x["hello_retries"] for runs in results.values() for x in runs)
         bad = sum(
             x["errors"] + sum(v for s, v in x["statuses"].items() if s != "200")
             for runs in results.values()
@@ -894,7 +863,8 @@ class Bench:
         )
         if resumed or bad:
             self.notes.append(
-                f"B3: {resumed} resumed handshakes, {bad} errors or non-200 answers (see the runs)"
+                f"B3: {resumed} resumed or retried (HelloRetryRequest) handshakes, {bad} errors or "
+                "non-200 answers (see the runs)"
             )
         pm, nm = med["portcullis"], med["nginx"]
         rate = pm["rate"] / nm["rate"]
@@ -919,9 +889,19 @@ class Bench:
         )
         self.table_row(
             "B3",
-            "client CPU per handshake (the bound)",
+            "client CPU per handshake",
             f"{pm['client_cpu_us']:.0f} µs",
             f"{nm['client_cpu_us']:.0f} µs",
+            "",
+            "",
+            None,
+        )
+        # The side near 100% is the bound; the server should be.
+        self.table_row(
+            "B3",
+            "CPU busy: server / client",
+            f"{pm['server_busy']:.0%} / {pm['client_busy']:.0%}",
+            f"{nm['server_busy']:.0%} / {nm['client_busy']:.0%}",
             "",
             "",
             None,
@@ -1062,9 +1042,12 @@ class Bench:
             )
 
     def idle_memory(self, server: Server, mode: str) -> dict:
+        """The server's memory per additional idle connection: RSS after a
+        warm-up batch of connections, then after `idle_conns` more. What the
+        first connections cost once (allocator arenas and their first pages,
+        caches, memory freed lazily after the login) stays out of the
+        figure, for both servers alike."""
         port = server.tls_port if mode == "tls" else server.plain_port
-        time.sleep(0.5)
-        rss0, fds0 = server.rss_bytes(), server.open_fds()
         args = [
             "idle",
             "--port",
@@ -1073,14 +1056,24 @@ class Bench:
             server.cookie[mode],
             "--n",
             str(self.plan.idle_conns),
+            "--warm",
+            str(IDLE_WARM),
         ]
         proc = self.helper(args + (["--tls"] if mode == "tls" else []), 300, stdin=subprocess.PIPE)
-        line = proc.stdout.readline()
-        if not line:
-            proc.wait()
-            raise SystemExit(f"B6 client failed; see {self.work / 'helpers.log'}")
-        opened = json.loads(line)
-        time.sleep(1.0)  # let the server settle into idleness
+
+        def batch_opened() -> dict:
+            line = proc.stdout.readline()
+            if not line:
+                proc.wait()
+                raise SystemExit(f"B6 client failed; see {self.work / 'helpers.log'}")
+            time.sleep(1.0)  # let the server settle into idleness
+            return json.loads(line)
+
+        batch_opened()
+        rss0, fds0 = server.rss_bytes(), server.open_fds()
+        proc.stdin.write(b"next\n")
+        proc.stdin.flush()
+        opened = batch_opened()
         rss1, fds1 = server.rss_bytes(), server.open_fds()
         proc.communicate(input=b"done\n", timeout=60)
         self.procs.live.remove(proc)
@@ -1088,8 +1081,8 @@ class Bench:
         result = {"per_conn": per, "open": fds1 - fds0, **opened}
         self.runs.append(
             f"B6 {server.name} {mode}: {opened['ready']} connections opened in {opened['open_seconds']:.1f} s "
-            f"(failures {opened['failures']}), server fds +{fds1 - fds0}, RSS {rss0 / 2**20:.1f} → "
-            f"{rss1 / 2**20:.1f} MiB: {per:,.0f} B per connection"
+            f"after {IDLE_WARM:,} warm-up ones (failures {opened['failures']}), server fds +{fds1 - fds0}, "
+            f"RSS {rss0 / 2**20:.1f} → {rss1 / 2**20:.1f} MiB: {per:,.0f} B per connection"
         )
         self.log(self.runs[-1])
         if fds1 - fds0 < 0.99 * self.plan.idle_conns:
@@ -1387,19 +1380,24 @@ class Bench:
             f"warm-up run of {plan.warmup:g} s per server and benchmark.",
             f"- B1, B2, B4: `wrk -t1 -c{plan.connections} -d{round(plan.duration)}s --latency` with the session "
             f"cookie; p99 from wrk's latency distribution.",
-            f"- B3: {plan.handshake_clients} Python client processes (`compare.py handshakes`), each in a loop: "
-            f"connect, full TLS 1.3 handshake (no resumption), GET with the cookie and `Connection: close`, "
-            f"read to the end. wrk and h2load resume TLS sessions when they reconnect, so they cannot measure "
-            f"full handshakes.",
+            f"- B3: `examples/bench_handshakes.rs` (rustls with ring, release build), {plan.handshake_clients} "
+            f"threads, each in a loop: connect, full TLS 1.3 handshake (resumption disabled; every connection's "
+            f"handshake kind counted), the group and suite above, ALPN http/1.1, the certificate pinned and the "
+            f"handshake signature verified, GET with the cookie and `Connection: close`, read to the end, "
+            f"status and length checked, close. wrk and h2load resume "
+            f"TLS sessions when they reconnect, so they cannot measure full handshakes. Client CPU: the "
+            f"client's own utime + stime (/proc/self/stat); the \"CPU busy\" row is CPU seconds per second "
+            f"of each side: the side near 100% is the bound.",
             f"- B4: the login storm (`compare.py storm`) posts {plan.storm_rate} logins/s (a real user, the right "
             f"password, one pre-login cookie and its CSRF token) over {plan.storm_conns} keep-alive "
             f"connections, from 1 s before the GET run to 1 s after it; 503 latencies measured by the client.",
             f"- B5: `cargo bench -p portcullis-core --bench head_path` (its own medians), pinned to CPU {plan.server_cpu}.",
             f"- B7: the core bench `{STORE_BENCH}` (store and HashMap, {SESSIONS:,} sessions); then B1's wrk "
             f"runs alternating between a server started with `{PRELOAD_KEY} = {SESSIONS}` and one without.",
-            f"- B6: fresh servers; {plan.idle_conns:,} connections (`compare.py idle`), each: connect, [TLS "
-            f"handshake,] one GET with the cookie, answer read, then idle; server RSS (VmRSS of all its "
-            f"processes) before and 1 s after, divided by the connections.",
+            f"- B6: fresh servers; {IDLE_WARM:,} warm-up connections, then {plan.idle_conns:,} more "
+            f"(`compare.py idle`), each: connect, [TLS handshake,] one GET with the cookie, answer read, then "
+            f"idle; server RSS (VmRSS of all its processes) 1 s after the warm-up batch and 1 s after the "
+            f"measured one, the difference divided by the measured connections.",
             "- Server CPU: utime + stime from /proc/PID/stat of every server process, read before and after "
             "each run, divided by the requests (or handshakes) of the run.",
             "- Versions: " + "; ".join(v for v in versions if v) + ".",
@@ -1454,12 +1452,6 @@ def main() -> None:
     run.add_argument("--work", required=True)
     run.add_argument("--bin", required=True)
     run.set_defaults(func=cmd_run)
-    hs = sub.add_parser("handshakes")
-    hs.add_argument("--port", type=int, required=True)
-    hs.add_argument("--cookie", required=True)
-    hs.add_argument("--duration", type=float, required=True)
-    hs.add_argument("--clients", type=int, default=8)
-    hs.set_defaults(func=cmd_handshakes)
     st = sub.add_parser("storm")
     st.add_argument("--port", type=int, required=True)
     st.add_argument("--user", required=True)
@@ -1471,6 +1463,7 @@ def main() -> None:
     idle.add_argument("--port", type=int, required=True)
     idle.add_argument("--cookie", required=True)
     idle.add_argument("--n", type=int, required=True)
+    idle.add_argument("--warm", type=int, default=0)
     idle.add_argument("--tls", action="store_true")
     idle.set_defaults(func=cmd_idle)
     args = parser.parse_args()

@@ -8,15 +8,17 @@
 #
 # Settings (environment): DURATION (8s) per measured run, ROUNDS (3) of
 # alternating runs, WARMUP (2s), CONNECTIONS (50) for wrk, SERVER_CPU (0),
-# CLIENT_CPU (1), HANDSHAKE_CLIENTS (8), STORM_CONNS (128), STORM_RATE (400),
+# CLIENT_CPU (1), HANDSHAKE_CLIENTS (16), STORM_CONNS (128), STORM_RATE (400),
 # IDLE_CONNS (10000), ONLY (all rows), KEEP_WORK=1 keeps the scratch
 # directory (configs, logs) for a look afterwards, PORTCULLIS_BIN=PATH uses
-# that binary instead of building one.
+# that binary instead of building one, HANDSHAKE_CLIENT_BIN=PATH likewise for
+# B3's client.
 #
 # Installs nginx, wrk and openssl from Debian's packages when missing
-# (as root, or through sudo), builds `portcullis` (release) and the core's
-# head_path bench, then runs bench/compare.py. Everything it starts runs in
-# its own process group and is ended on exit, whatever the exit.
+# (as root, or through sudo), builds `portcullis` and B3's handshake client
+# (release) and the core's head_path bench, then runs bench/compare.py.
+# Everything it starts runs in its own process group and is ended on exit,
+# whatever the exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,6 +50,19 @@ else
     cargo build --release --bin portcullis
     binary="${CARGO_TARGET_DIR:-$repo/target}/release/portcullis"
 fi
+# B3's client (examples/bench_handshakes.rs): native, so that the servers
+# and not the client are the bound. HANDSHAKE_CLIENT_BIN=PATH skips the build.
+b3_only=${ONLY:-B3}
+case ",${b3_only^^}," in
+*,B3,*)
+    if [ -z "${HANDSHAKE_CLIENT_BIN:-}" ]; then
+        echo "building B3's handshake client (release)"
+        cargo build --release --example bench_handshakes
+        HANDSHAKE_CLIENT_BIN="${CARGO_TARGET_DIR:-$repo/target}/release/examples/bench_handshakes"
+    fi
+    export HANDSHAKE_CLIENT_BIN
+    ;;
+esac
 only=${ONLY:-B5}
 case ",${only^^}," in
 *,B5,*)
