@@ -4,25 +4,32 @@ use crate::http::Request;
 
 /// The values of every cookie called `name` in the request's `Cookie`
 /// fields (RFC 6265 §5.4: `name=value` pairs separated by `; `).
-pub(crate) fn cookie_values<'r>(request: &'r Request, name: &str) -> Vec<&'r str> {
+pub(crate) fn cookie_values<'r, 'n>(
+    request: &'r Request,
+    name: &'n str,
+) -> impl Iterator<Item = &'r str> + use<'r, 'n> {
+    // Bytes until a name matches: only the values asked for are checked
+    // as text (this runs on every request).
     request
         .headers_named("cookie")
-        .filter_map(|value| std::str::from_utf8(value).ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim().trim_matches('"'))
-        .collect()
+        .flat_map(|line| line.split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let equals = pair.iter().position(|&b| b == b'=')?;
+            Some((&pair[..equals], &pair[equals + 1..]))
+        })
+        .filter(move |(n, _)| *n == name.as_bytes())
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .map(|v| v.trim().trim_matches('"'))
 }
 
 /// The one value of cookie `name`, or `None` when it is absent or sent more
 /// than once: a duplicate means another cookie was planted beside ours (a
 /// sibling domain, a path trick), so neither is trusted.
 pub(crate) fn single_cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    match cookie_values(request, name).as_slice() {
-        [one] => Some(one),
-        _ => None,
-    }
+    let mut values = cookie_values(request, name);
+    let one = values.next()?;
+    values.next().is_none().then_some(one)
 }
 
 /// How long a cookie lives in the browser.

@@ -172,6 +172,8 @@ const MAX_PENDING: usize = 1024;
 /// The session wrapper. See the module docs for how to drive it.
 pub struct Guard<R: Realm> {
     config: GuardConfig,
+    /// `config.session_cookie()`, looked up on every request.
+    session_cookie: String,
     portal: Portal<R>,
     sessions: SessionStore<SessionData<R::Avatar>>,
     throttle: Throttle,
@@ -203,6 +205,7 @@ where
             csrf: CsrfKey::new(&mut *rng),
             basic_cache: BasicCache::new(BasicCacheConfig::default(), &mut *rng),
             public,
+            session_cookie: config.session_cookie(),
             config,
             portal,
             pending: BTreeMap::new(),
@@ -329,7 +332,7 @@ where
     /// the request's session cookie; `None` without one. Computed on
     /// demand so that serving pages that need none costs nothing.
     pub fn logout_form_token(&self, request: &Request) -> Option<String> {
-        let cookie = single_cookie(request, &self.config.session_cookie())?;
+        let cookie = single_cookie(request, &self.session_cookie)?;
         Some(
             self.csrf
                 .token(cookie.as_bytes(), csrf::CsrfPurpose::Logout),
@@ -550,8 +553,7 @@ where
     /// The session id the request's cookie carries, if well formed and sent
     /// exactly once.
     fn session_id(&self, request: &Request) -> Option<SessionId> {
-        let name = self.config.session_cookie();
-        single_cookie(request, &name).and_then(SessionId::from_cookie)
+        single_cookie(request, &self.session_cookie).and_then(SessionId::from_cookie)
     }
 
     /// Runs the logout hooks of ended sessions and reports them.
