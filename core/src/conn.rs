@@ -188,7 +188,10 @@ impl Connection {
         if self.closing || matches!(self.read, ReadState::Closed) {
             return data.len();
         }
-        if self.input_start > 0 {
+        if self.input_start == self.input.len() {
+            self.input.clear();
+            self.input_start = 0;
+        } else if self.input_start > 0 {
             // Keep the unread bytes at the front so the buffer never grows
             // past the limit.
             self.input.drain(..self.input_start);
@@ -196,12 +199,28 @@ impl Connection {
         }
         let room = self.limits.input_buffer.saturating_sub(self.input.len());
         let taken = data.len().min(room);
-        self.input.extend_from_slice(&data[..taken]);
         if taken == 0 {
             return 0;
         }
+        let data = &data[..taken];
+        let tried_whole = self.input.is_empty() && self.awaits_fresh_head();
+        if tried_whole {
+            // Most heads arrive whole in one read: parse them straight from
+            // the caller's bytes and buffer only what follows (body bytes, a
+            // pipelined request). Anything else (a partial head, an error,
+            // leading empty lines) takes the buffered path below, which
+            // decides exactly as if this shortcut did not exist.
+            if let Some((len, request)) = parse_whole_head(data, &self.limits) {
+                if len < data.len() {
+                    self.input.extend_from_slice(&data[len..]);
+                }
+                self.accept_request(now, request);
+                return taken;
+            }
+        }
+        self.input.extend_from_slice(data);
         match self.read {
-            ReadState::Head(_) => self.advance_head(now),
+            ReadState::Head(_) => self.advance_head(now, tried_whole),
             ReadState::Length(_) | ReadState::Chunked(_) => {
                 self.body_progress = now.mono;
                 if self.events.back() != Some(&Event::BodyReadable) {
@@ -452,7 +471,7 @@ impl Connection {
         self.fresh = false;
         self.idle_since = now.mono;
         self.head_started = None;
-        self.advance_head(now);
+        self.advance_head(now, false);
         if self.peer_closed && self.exchange.is_none() && !self.closing {
             // EOF came earlier and no request is left (the response to the
             // last one already said close, so nothing partial is buffered).
@@ -626,13 +645,16 @@ impl Connection {
     }
 
     /// Parses the next head if no request is in progress and one is buffered.
-    fn advance_head(&mut self, now: Now) {
+    /// `tried_whole`: [`receive`](Self::receive) already tried to parse the
+    /// unread bytes as a whole head, in vain.
+    fn advance_head(&mut self, now: Now, tried_whole: bool) {
         if self.exchange.is_some() || self.closing {
             return;
         }
         let ReadState::Head(mut scanner) = self.read else {
             return;
         };
+        let unread_from = self.input_start;
         // RFC 9112 §2.2: ignore empty lines before a request line.
         if self.head_started.is_none() {
             while self.unread().starts_with(b"\r\n") {
@@ -645,15 +667,16 @@ impl Connection {
         }
         let start = self.input_start;
         // Most heads arrive in one read: parse them directly, without a
-        // scan for their end first. Tried once per head, so a head that
-        // trickles in is still looked at byte by byte only once.
-        let whole = if scanner.is_fresh() {
+        // scan for their end first. Tried once per head (again here only if
+        // empty lines were stripped since), so a head that trickles in is
+        // still looked at byte by byte only once.
+        let whole = if scanner.is_fresh() && !(tried_whole && start == unread_from) {
             parse_whole_head(&self.input[start..], &self.limits)
         } else {
             None
         };
         let (len, parsed) = match whole {
-            Some(whole) => whole,
+            Some((len, request)) => (len, Ok(request)),
             None => {
                 let found = scanner.scan(&self.input[start..], &self.limits);
                 self.read = ReadState::Head(scanner);
@@ -672,6 +695,22 @@ impl Connection {
             Err(kind) => return self.fail(now, kind),
         };
         self.input_start += len;
+        self.accept_request(now, request);
+    }
+
+    /// Whether the next byte received starts a new head: no request in
+    /// progress, nothing of the next head seen yet.
+    fn awaits_fresh_head(&self) -> bool {
+        self.exchange.is_none()
+            && !self.closing
+            && self.head_started.is_none()
+            && matches!(self.read, ReadState::Head(scanner) if scanner.is_fresh())
+    }
+
+    /// A valid head was read (and taken out of the input): hand the request
+    /// out and read its body.
+    #[inline(always)]
+    fn accept_request(&mut self, now: Now, request: Request) {
         self.head_started = None;
         self.body_progress = now.mono;
         self.read = match request.body() {
@@ -685,7 +724,7 @@ impl Connection {
             return self.fail(now, Kind::Truncated);
         }
         self.exchange = Some(Exchange {
-            is_head: request.method() == "HEAD",
+            is_head: request.is_head(),
             version: request.version(),
             keep_alive: request.wants_keep_alive(),
             continue_pending: request.expects_continue(),

@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 
 use super::error::ProtocolErrorKind as Kind;
 use super::limits::Limits;
-use super::request::{FieldSpan, Request, RequestBody, Version};
+use super::request::{Request, RequestBody, Version, FIELD_RECORD};
 
 /// The header-count limit can not exceed this (the parse array lives on the
 /// stack).
@@ -98,14 +98,13 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Request, Kind> 
 
 /// The fast path for a head that arrived in one piece: parses the unread
 /// bytes directly, with no [`HeadScanner`] pass over them. Returns the head's
-/// length and the request only when the scanner would have found the same
-/// head and raised nothing itself (CRLF line ends only, request line and head
-/// within their limits). Otherwise `None`: the scanner then decides, so every
+/// length and the request only when the head is well-formed and valid and
+/// the scanner would have found the same head and raised nothing itself
+/// (CRLF line ends only, request line and head within their limits).
+/// Otherwise `None`: the scanner and [`parse_head`] then decide, so every
 /// error and every split of the input still gives the same result.
-pub(crate) fn parse_whole_head(
-    buf: &[u8],
-    limits: &Limits,
-) -> Option<(usize, Result<Request, Kind>)> {
+#[inline(always)]
+pub(crate) fn parse_whole_head(buf: &[u8], limits: &Limits) -> Option<(usize, Request)> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CAP];
     let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS_CAP)];
     let mut parsed = httparse::Request::new(&mut []);
@@ -113,39 +112,28 @@ pub(crate) fn parse_whole_head(
         return None;
     };
     let head = &buf[..len];
-    let line_end = crlf_line_ends(head, &parsed)?;
-    if len > limits.max_head_bytes || line_end > limits.max_request_line {
-        return None;
-    }
-    Some((len, build_request(head, &parsed, limits)))
-}
-
-/// httparse also ends lines with a bare LF and skips empty lines before the
-/// request line; the scanner refuses the first and the connection strips only
-/// CRLF pairs. httparse allows no CR or LF inside a line, so checking each
-/// line end is enough: after the version (the target, one space,
-/// `HTTP/1.x`), after each value and its trailing whitespace, and the final
-/// empty line. Returns the request line's length.
-fn crlf_line_ends(head: &[u8], parsed: &httparse::Request<'_, '_>) -> Option<usize> {
+    // httparse also ends lines with a bare LF and skips empty lines before
+    // the request line; the scanner refuses the first and the connection
+    // strips only CRLF pairs. httparse allows no CR or LF inside a line, so
+    // checking each line end is enough: after the version (the target, one
+    // space, `HTTP/1.x`) and the final empty line here, after each field in
+    // `build_request`.
     let cr_at = |at: usize| head.get(at) == Some(&b'\r');
     let method = span(head, parsed.method?.as_bytes())?;
     let line_end = span(head, parsed.path?.as_bytes())?.1 as usize + " HTTP/1.1".len();
-    if method.0 != 0 || !cr_at(line_end) || !cr_at(head.len() - 2) {
+    if method.0 != 0 || !cr_at(line_end) || !cr_at(len - 2) {
         return None;
     }
-    for field in parsed.headers.iter() {
-        let mut at = span(head, field.value)?.1 as usize;
-        while matches!(head.get(at), Some(b' ' | b'\t')) {
-            at += 1;
-        }
-        if !cr_at(at) {
-            return None;
-        }
+    if len > limits.max_head_bytes || line_end > limits.max_request_line {
+        return None;
     }
-    Some(line_end)
+    Some((len, build_request(head, &parsed, limits).ok()?))
 }
 
-/// The framing rules over a parsed head, and the owned copy.
+/// The framing rules over a parsed head, and the owned copy: one
+/// allocation holding the head and, after it, where each field's name and
+/// value are. Each field's line end is checked on the way (see
+/// [`parse_whole_head`]).
 fn build_request(
     head: &[u8],
     parsed: &httparse::Request<'_, '_>,
@@ -155,25 +143,37 @@ fn build_request(
     else {
         return Err(Kind::MalformedHead);
     };
+    let head_len = u32::try_from(head.len()).map_err(|_| Kind::HeadTooLarge)?;
     let version = if minor == 0 {
         Version::Http10
     } else {
         Version::Http11
     };
     let authority = check_target(method, target)?;
+    let method = span(head, method.as_bytes()).ok_or(Kind::MalformedHead)?;
+    let target = span(head, target.as_bytes()).ok_or(Kind::MalformedHead)?;
 
+    // One allocation: the head, then a record per field.
+    let size = head.len() + parsed.headers.len() * FIELD_RECORD;
+    let mut bytes = Vec::with_capacity(size);
+    bytes.extend_from_slice(head);
+    record_fields(head, parsed.headers, &mut bytes)?;
+    // The framing rules in a second pass: few names pass the quick filter,
+    // and a call in the loop above would slow it for every field.
     let mut framing = Framing::default();
-    let mut fields = Vec::with_capacity(parsed.headers.len());
     for field in parsed.headers.iter() {
-        framing.observe(field.name, field.value)?;
-        let (Some(name), Some(value)) =
-            (span(head, field.name.as_bytes()), span(head, field.value))
-        else {
-            return Err(Kind::MalformedHead);
-        };
-        fields.push(FieldSpan { name, value });
+        if !may_be_framing(field.name.as_bytes()) {
+            continue;
+        }
+        // Host is in every request: handled here, without a call.
+        if is_spelled(field.name.as_bytes(), b"host") {
+            framing.host(field.value)?;
+        } else {
+            framing.observe(field.name, field.value)?;
+        }
     }
-    let (body, keep_alive, expect_continue) = framing.finish(method, version, limits)?;
+    let method_text = &head[method.0 as usize..method.1 as usize];
+    let (body, keep_alive, expect_continue) = framing.finish(method_text, version, limits)?;
     if let Some(authority) = authority {
         // With an absolute-form target the target's authority names the
         // site and Host is ignored (RFC 9112 §3.2.2), while whatever reads
@@ -188,15 +188,68 @@ fn build_request(
         }
     }
     Ok(Request {
-        head: head.to_vec(),
-        method: span(head, method.as_bytes()).ok_or(Kind::MalformedHead)?,
-        target: span(head, target.as_bytes()).ok_or(Kind::MalformedHead)?,
+        bytes,
+        head_len,
+        method,
+        target,
         version,
-        fields,
         body,
         keep_alive,
         expect_continue,
     })
+}
+
+/// Writes the record of each field (see [`FIELD_RECORD`]) and checks its
+/// line end. Out of line, and with no call inside: the loop then keeps its
+/// values in registers.
+#[inline(never)]
+fn record_fields(
+    head: &[u8],
+    fields: &[httparse::Header<'_>],
+    records: &mut Vec<u8>,
+) -> Result<(), Kind> {
+    let (base, len) = (head.as_ptr() as usize, head.len());
+    let offsets = |part: &[u8]| {
+        let start = (part.as_ptr() as usize).wrapping_sub(base);
+        (start, start.wrapping_add(part.len()))
+    };
+    for field in fields {
+        let ((name_start, name_end), (value_start, value_end)) =
+            (offsets(field.name.as_bytes()), offsets(field.value));
+        // Both inside the head (as `span` checks), with a byte after the
+        // value: a surprise from the parser is an error, never an
+        // out-of-bounds slice later.
+        if !(name_start <= name_end
+            && name_end <= len
+            && value_start <= value_end
+            && value_end < len)
+        {
+            return Err(Kind::MalformedHead);
+        }
+        // The line ends with CRLF after the value and its trailing
+        // whitespace (which httparse leaves out of the value). A head the
+        // scanner found always passes; the fast path relies on this check.
+        if head[value_end] != b'\r' && !ends_after_whitespace(head, value_end) {
+            return Err(Kind::BareLineFeed);
+        }
+        // The head is at most u32::MAX bytes long: the offsets fit.
+        let mut record = [0; FIELD_RECORD];
+        let words = [name_start, name_end, value_start, value_end];
+        for (slot, word) in record.chunks_exact_mut(4).zip(words) {
+            slot.copy_from_slice(&(word as u32).to_le_bytes());
+        }
+        records.extend_from_slice(&record);
+    }
+    Ok(())
+}
+
+/// Whether the line ends with CR after whitespace from `at` on (the slow
+/// case of the line-end check: a value with trailing whitespace).
+#[cold]
+fn ends_after_whitespace(head: &[u8], at: usize) -> bool {
+    let rest = head.get(at..).unwrap_or_default();
+    let text = rest.iter().position(|&b| b != b' ' && b != b'\t');
+    text.is_some_and(|i| rest[i] == b'\r')
 }
 
 /// httparse reports every version problem alike; a well-formed request line
@@ -252,7 +305,10 @@ fn check_target<'t>(method: &str, target: &'t str) -> Result<Option<&'t str>, Ki
 /// Characters of `host [":" port]`: unreserved, sub-delims, `%`, `:` and the
 /// brackets of an IP literal. No userinfo (`@`), no whitespace, no slashes.
 fn is_authority(value: &[u8]) -> bool {
-    value.iter().all(|&b| AUTHORITY[usize::from(b)])
+    // No early exit: the loop then has no branch per byte.
+    value
+        .iter()
+        .fold(true, |ok, &b| ok & AUTHORITY[usize::from(b)])
 }
 
 /// [`is_authority`]'s characters as a table (one load per byte: Host is in
@@ -291,6 +347,64 @@ const AUTHORITY: [bool; 256] = {
     table
 };
 
+/// Whether [`Framing::observe`] may act on a field of this name: a quick
+/// filter on the length and the first two bytes that passes every framing
+/// name and every name [`is_disguised_framing_field`] refuses. Most names
+/// (`Cookie`, `Accept`, `User-Agent`) fail it at once.
+#[inline(always)]
+fn may_be_framing(name: &[u8]) -> bool {
+    let first = name.first().copied().unwrap_or_default();
+    name.len() >= usize::from(FRAMING_MIN_LEN[usize::from(first)])
+        && continues_framing_name(first, name.get(1).copied())
+}
+
+/// Whether a name starting with `first` and then `second` may still spell a
+/// framing name: when both are letters or digits, the second must be the
+/// second letter of the one name the first picks (`Cache-Control` stops
+/// here; `connection` and `content-length` both go on with `o`).
+/// Punctuation in either place leaves it open.
+#[inline(always)]
+fn continues_framing_name(first: u8, second: Option<u8>) -> bool {
+    let Some(second) = second.filter(u8::is_ascii_alphanumeric) else {
+        return true;
+    };
+    let want = match first | 0x20 {
+        b'c' | b'h' => b'o',
+        b't' => b'r',
+        b'e' => b'x',
+        _ => return !first.is_ascii_alphanumeric(),
+    };
+    second | 0x20 == want
+}
+
+/// [`may_be_framing`]'s table: for each first byte, the shortest name
+/// starting with it that may be a framing field or a disguise of one (at
+/// least as long as the letters it spells).
+const FRAMING_MIN_LEN: [u8; 256] = {
+    let mut table = [u8::MAX; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 | 0x20 {
+            // connection (content-length and its disguises are longer)
+            b'c' => 10,
+            // transfer-encoding and its disguises
+            b't' => 16,
+            // host and its disguises
+            b'h' => 4,
+            // expect
+            b'e' => 6,
+            // A disguise may start with punctuation (ORing 0x20 maps no
+            // other byte to a letter or digit).
+            lower if !lower.is_ascii_alphanumeric() => 0,
+            // No framing name starts with this letter or digit; names this
+            // long pass anyway (observe decides, as for any name).
+            _ => u8::MAX,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// What the framing-relevant fields said, gathered field by field.
 #[derive(Default)]
 struct Framing {
@@ -304,12 +418,61 @@ struct Framing {
 }
 
 impl Framing {
+    /// Applies one field, which [`may_be_framing`]. Host and Connection,
+    /// in nearly every request, are handled here; the rest out of line, so
+    /// this stays small and cheap to call.
+    #[inline(never)]
     fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), Kind> {
-        // Dispatch on the length first: most fields are none of these, and
-        // a length compare is cheaper than a case-insensitive one.
-        let is = |framing: &str| name.eq_ignore_ascii_case(framing);
-        match name.len() {
-            14 if is("content-length") => {
+        // Dispatch on the length and the first letter: most fields are none
+        // of these, and two compares are cheaper than a case-insensitive one.
+        let first = name.as_bytes().first().map_or(0, |&b| b | 0x20);
+        match (name.len(), first) {
+            (4, b'h') if is_spelled(name.as_bytes(), b"host") => self.host(value)?,
+            // The usual single values first, then any list.
+            (10, b'c') if is_spelled(name.as_bytes(), b"connection") => {
+                if is_spelled(value, b"keep-alive") {
+                    self.keep_alive = true;
+                } else if is_spelled(value, b"close") {
+                    self.close = true;
+                } else {
+                    self.connection_options(value);
+                }
+            }
+            _ => return self.observe_rare(name, value),
+        }
+        Ok(())
+    }
+
+    /// A Host field.
+    #[inline(always)]
+    fn host(&mut self, value: &[u8]) -> Result<(), Kind> {
+        self.hosts += 1;
+        if !is_authority(value) {
+            return Err(Kind::BadHost);
+        }
+        Ok(())
+    }
+
+    /// A Connection field with other than one `keep-alive` or `close`.
+    #[inline(never)]
+    fn connection_options(&mut self, value: &[u8]) {
+        for option in value.split(|&b| b == b',') {
+            let option = option.trim_ascii();
+            if option.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            }
+        }
+    }
+
+    /// The framing fields other than Host and Connection, and disguises.
+    #[inline(never)]
+    fn observe_rare(&mut self, name: &str, value: &[u8]) -> Result<(), Kind> {
+        let is = |framing: &[u8]| is_spelled(name.as_bytes(), framing);
+        let first = name.as_bytes().first().map_or(0, |&b| b | 0x20);
+        match (name.len(), first) {
+            (14, b'c') if is(b"content-length") => {
                 if self.content_length.is_some() {
                     // Repeated, even with the same value: a strict front
                     // refuses rather than guesses which one the next hop uses.
@@ -317,7 +480,7 @@ impl Framing {
                 }
                 self.content_length = Some(parse_content_length(value)?);
             }
-            17 if is("transfer-encoding") => {
+            (17, b't') if is(b"transfer-encoding") => {
                 self.transfer_encoding = true;
                 for coding in value.split(|&b| b == b',') {
                     let coding = coding.trim_ascii();
@@ -335,37 +498,24 @@ impl Framing {
                     self.chunked = true;
                 }
             }
-            4 if is("host") => {
-                self.hosts += 1;
-                if !is_authority(value) {
-                    return Err(Kind::BadHost);
-                }
-            }
-            10 if is("connection") => {
-                for option in value.split(|&b| b == b',') {
-                    let option = option.trim_ascii();
-                    if option.eq_ignore_ascii_case(b"close") {
-                        self.close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
-                        self.keep_alive = true;
-                    }
-                }
-            }
-            6 if is("expect") => {
+            (6, b'e') if is(b"expect") => {
                 if !value.eq_ignore_ascii_case(b"100-continue") {
                     return Err(Kind::UnsupportedExpectation);
                 }
                 self.expect_continue = true;
             }
-            _ if is_disguised_framing_field(name) => return Err(Kind::DisguisedFramingField),
+            (len, first) if could_disguise(len, first) && is_disguised_framing_field(name) => {
+                return Err(Kind::DisguisedFramingField)
+            }
             _ => {}
         }
         Ok(())
     }
 
+    #[inline(always)]
     fn finish(
         self,
-        method: &str,
+        method: &[u8],
         version: Version,
         limits: &Limits,
     ) -> Result<(RequestBody, bool, bool), Kind> {
@@ -388,7 +538,7 @@ impl Framing {
         // (RFC 9110 §9.3.1, §9.3.2); a TRACE must not have any (§9.3.8). A
         // hop that ignores such a body reads it as the next request, so a
         // guard refuses it. `Content-Length: 0` is no content: it passes.
-        if matches!(method, "GET" | "HEAD" | "TRACE") && body != RequestBody::None {
+        if body != RequestBody::None && matches!(method, b"GET" | b"HEAD" | b"TRACE") {
             return Err(Kind::ContentNotAllowed);
         }
         let keep_alive = !self.close
@@ -399,6 +549,51 @@ impl Framing {
         // RFC 9110 §10.1.1: a server ignores 100-continue from HTTP/1.0.
         let expect_continue = self.expect_continue && version == Version::Http11;
         Ok((body, keep_alive, expect_continue))
+    }
+}
+
+/// Whether `text` spells `lower` (lowercase letters and other bytes) in
+/// any letter case. Eight bytes at a time and without a branch per byte,
+/// unlike `eq_ignore_ascii_case` (`lower` is a literal: its words fold into
+/// constants): ORing 0x20 into a byte accepts exactly the two cases of a
+/// letter where `lower` has a letter, and nothing is ORed elsewhere.
+#[inline(always)]
+fn is_spelled(text: &[u8], lower: &[u8]) -> bool {
+    let fold = |want: u8| if want.is_ascii_lowercase() { 0x20 } else { 0 };
+    let word = |bytes: &[u8]| bytes.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
+    let folds = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .rev()
+            .fold(0, |w, &b| w << 8 | u64::from(fold(b)))
+    };
+    if text.len() != lower.len() {
+        return false;
+    }
+    let (mut text_words, mut lower_words) = (text.chunks_exact(8), lower.chunks_exact(8));
+    let mut diff = 0;
+    for (t, l) in (&mut text_words).zip(&mut lower_words) {
+        diff |= (word(t) | folds(l)) ^ word(l);
+    }
+    let rest = text_words.remainder().iter().zip(lower_words.remainder());
+    rest.fold(diff, |diff, (&b, &want)| {
+        diff | u64::from((b | fold(want)) ^ want)
+    }) == 0
+}
+
+/// Whether a name of this length, whose first byte ORed with 0x20 is
+/// `first`, could be one [`is_disguised_framing_field`] refuses: it starts
+/// with c, t or h (any case) or with punctuation, and is at least as long as
+/// the letters it would have to spell. Most names fail here at once
+/// (`Cookie`, `Content-Type`, `User-Agent`).
+fn could_disguise(len: usize, first: u8) -> bool {
+    match first {
+        b'c' => len >= "contentlength".len(),
+        b't' => len >= "transferencoding".len(),
+        b'h' => len >= "host".len(),
+        // Digits are letters of no framing name; ORing 0x20 maps other
+        // punctuation to punctuation.
+        _ => !first.is_ascii_alphanumeric(),
     }
 }
 
@@ -512,6 +707,120 @@ mod tests {
                 parse("POST / HTTP/1.1", &fields).unwrap_err(),
                 Kind::DisguisedFramingField,
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_quick_filter_passes_every_name_framing_could_act_on() {
+        // `may_be_framing` skips `Framing::observe` for most fields; it must
+        // never skip a framing field or a disguise of one. Disguises: the
+        // letters in any case, with punctuation before, between or after
+        // them (and the dashes dropped or kept).
+        let framing = [
+            "content-length",
+            "transfer-encoding",
+            "host",
+            "connection",
+            "expect",
+        ];
+        let mut names = Vec::new();
+        for name in framing {
+            for letters in [name.to_string(), name.replace('-', "")] {
+                for at in 0..=letters.len() {
+                    for mark in ["_", ".", "-", "~", "!", "__"] {
+                        let mut disguised = letters.clone();
+                        disguised.insert_str(at, mark);
+                        names.push(disguised.to_uppercase());
+                        names.push(disguised);
+                    }
+                }
+                names.push(letters.to_uppercase());
+                names.push(letters);
+            }
+        }
+        let mut refused = 0;
+        for name in &names {
+            let exact = framing.iter().any(|f| name.eq_ignore_ascii_case(f));
+            if exact || is_disguised_framing_field(name) {
+                refused += 1;
+                assert!(may_be_framing(name.as_bytes()), "{name}");
+            }
+        }
+        assert!(refused > 500, "the generated names are disguises");
+        // And it does skip the common ones.
+        for name in [
+            "Cookie",
+            "Accept",
+            "User-Agent",
+            "Cache-Control",
+            "Sec-Fetch-Mode",
+            "Referer",
+        ] {
+            assert!(!may_be_framing(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_parts_of_a_request_are_where_the_parser_saw_them() {
+        // One allocation holds the head and the field positions; every
+        // accessor reads through them.
+        let request = parse(
+            "GET /a/b?c=d HTTP/1.1",
+            &[
+                "Host: h.example",
+                "X-Empty:",
+                "Cookie: id=s3cret  ",
+                "cookie: two",
+            ],
+        )
+        .expect("valid");
+        assert_eq!(request.method(), "GET");
+        assert_eq!((request.path(), request.query()), ("/a/b", Some("c=d")));
+        let fields: Vec<_> = request.headers().collect();
+        assert_eq!(
+            fields,
+            [
+                ("Host", &b"h.example"[..]),
+                ("X-Empty", b""),
+                ("Cookie", b"id=s3cret"),
+                ("cookie", b"two"),
+            ]
+        );
+        assert_eq!(request.headers_named("COOKIE").count(), 2);
+        assert!(request.raw_head().ends_with(b"cookie: two\r\n\r\n"));
+        // Its debug form names the fields but shows no value: a request
+        // that ends up in a log does not leak a session.
+        let debug = format!("{request:?}");
+        assert!(
+            debug.contains("Cookie") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn the_fast_path_takes_only_what_the_scanner_would_accept() {
+        let limits = Limits::default();
+        let head = b"POST /f HTTP/1.1\r\nHost: h\r\nX-Pad: a \t\r\nContent-Length: 3\r\n\r\n";
+        let with_body = [&head[..], b"abc"].concat();
+        let (len, request) = parse_whole_head(&with_body, &limits).expect("a whole head");
+        assert_eq!(len, head.len());
+        assert_eq!(request.header("x-pad"), Some(&b"a"[..]));
+        assert_eq!(request.body(), RequestBody::Length(3));
+        // httparse accepts these; the scanner and the connection decide
+        // them instead (a bare LF, empty lines first, a framing error).
+        for refused in [
+            &b"GET / HTTP/1.1\nHost: h\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: h\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+            b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\n",
+        ] {
+            assert!(
+                parse_whole_head(refused, &limits).is_none(),
+                "{}",
+                String::from_utf8_lossy(refused)
             );
         }
     }

@@ -1,5 +1,6 @@
 //! An owned, validated request head.
 
+use std::fmt;
 use std::ops::Range;
 
 /// The HTTP version of a request. Only 1.0 and 1.1 are accepted; anything else
@@ -34,23 +35,23 @@ pub enum RequestBody {
     Chunked,
 }
 
-/// Byte ranges of one header field inside the head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FieldSpan {
-    pub(crate) name: (u32, u32),
-    pub(crate) value: (u32, u32),
-}
+/// Bytes per header field in [`Request::bytes`] after the head: the start
+/// and end of its name and of its value, each a little-endian `u32`.
+pub(crate) const FIELD_RECORD: usize = 16;
 
 /// A request head that passed every framing rule: one copy of the head bytes
 /// plus the positions of its parts. Header fields are in arrival order; names
 /// compare case-insensitively.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
-    pub(crate) head: Vec<u8>,
+    /// The head, then one [`FIELD_RECORD`] per header field: one allocation
+    /// per request.
+    pub(crate) bytes: Vec<u8>,
+    /// Where the head ends in `bytes` (and the field records start).
+    pub(crate) head_len: u32,
     pub(crate) method: (u32, u32),
     pub(crate) target: (u32, u32),
     pub(crate) version: Version,
-    pub(crate) fields: Vec<FieldSpan>,
     pub(crate) body: RequestBody,
     pub(crate) keep_alive: bool,
     pub(crate) expect_continue: bool,
@@ -60,11 +61,27 @@ fn range((start, end): (u32, u32)) -> Range<usize> {
     start as usize..end as usize
 }
 
+/// The name and value spans of one field record.
+fn field_spans(record: &[u8]) -> ((u32, u32), (u32, u32)) {
+    let word = |at: usize| {
+        let mut le = [0; 4];
+        le.copy_from_slice(&record[at..at + 4]);
+        u32::from_le_bytes(le)
+    };
+    ((word(0), word(4)), (word(8), word(12)))
+}
+
 impl Request {
     fn text(&self, span: (u32, u32)) -> &str {
         // httparse checked method and field names (ASCII tokens) and the
         // target (valid UTF-8) when the head was parsed.
-        std::str::from_utf8(&self.head[range(span)]).unwrap_or_default()
+        std::str::from_utf8(&self.bytes[range(span)]).unwrap_or_default()
+    }
+
+    /// Whether the method is `HEAD` (the connection's hot path asks; no
+    /// UTF-8 check needed for that).
+    pub(crate) fn is_head(&self) -> bool {
+        self.bytes[range(self.method)] == *b"HEAD"
     }
 
     /// The method, e.g. `GET` (case-sensitive, as sent).
@@ -113,9 +130,11 @@ impl Request {
     /// Every header field as (name, value) in arrival order. Values have no
     /// leading or trailing whitespace and may hold obs-text bytes.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.fields
-            .iter()
-            .map(|f| (self.text(f.name), &self.head[range(f.value)]))
+        let records = self.bytes.get(self.head_len as usize..).unwrap_or_default();
+        records.chunks_exact(FIELD_RECORD).map(|record| {
+            let (name, value) = field_spans(record);
+            (self.text(name), &self.bytes[range(value)])
+        })
     }
 
     /// The first value of the named field (case-insensitive).
@@ -160,6 +179,31 @@ impl Request {
 
     /// The raw head bytes, request line to the final empty line included.
     pub fn raw_head(&self) -> &[u8] {
-        &self.head
+        &self.bytes[..self.head_len as usize]
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The parts rather than the packed bytes, and the field names
+        // without their values: those carry cookies and credentials, and a
+        // request may end up in a log.
+        struct Names<'a>(&'a Request);
+        impl fmt::Debug for Names<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list()
+                    .entries(self.0.headers().map(|(name, _)| name))
+                    .finish()
+            }
+        }
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("version", &self.version)
+            .field("header_names", &Names(self))
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive)
+            .field("expect_continue", &self.expect_continue)
+            .finish()
     }
 }
