@@ -51,7 +51,10 @@
 //! progress the buffer is scanned for the end of a head, each byte once
 //! however the input is split; the complete head is parsed once with
 //! httparse, checked against strict framing rules (RFC 9112, no smuggling:
-//! see [`ProtocolErrorKind`]) and copied into an owned [`Request`]. The body
+//! see [`ProtocolErrorKind`]) and copied into an owned [`Request`]. A head
+//! that arrives whole in one `receive` while the buffer is empty (the usual
+//! case) is parsed straight from the caller's bytes, with the same result;
+//! only what follows it is buffered. The body
 //! stays in the input buffer until the application pulls it, so a slow
 //! application slows the peer (backpressure) instead of growing memory. A
 //! pipelined request is not parsed before the response to the previous one
