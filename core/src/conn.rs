@@ -358,7 +358,8 @@ impl Connection {
                 }
             }
         };
-        let framing = if exchange.is_head {
+        let discard = exchange.is_head;
+        let framing = if discard {
             OutFraming::Discard
         } else {
             framing
@@ -378,6 +379,13 @@ impl Connection {
             sent: 0,
         };
         self.mark_output(now);
+        if let (Some(length), false) = (declared, discard) {
+            // A small body then joins its head in the same allocation (and
+            // the same write), as much of it as may wait in the buffer.
+            let room = self.limits.output_high_water;
+            self.output
+                .reserve(usize::try_from(length).map_or(room, |n| n.min(room)));
+        }
         let date = self.date.get(now.wall);
         encode_head(&mut self.output, &head, date, field, connection);
         Ok(())

@@ -130,24 +130,30 @@ impl Request {
     /// Every header field as (name, value) in arrival order. Values have no
     /// leading or trailing whitespace and may hold obs-text bytes.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.raw_fields()
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+
+    /// The fields as bytes: lookups by name need no UTF-8 check.
+    fn raw_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let records = self.bytes.get(self.head_len as usize..).unwrap_or_default();
         records.chunks_exact(FIELD_RECORD).map(|record| {
             let (name, value) = field_spans(record);
-            (self.text(name), &self.bytes[range(value)])
+            (&self.bytes[range(name)], &self.bytes[range(value)])
         })
     }
 
     /// The first value of the named field (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
     /// Every value of the named field (case-insensitive), in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_fields()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 

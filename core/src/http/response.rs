@@ -34,7 +34,8 @@ impl ResponseHead {
     pub fn new(status: u16) -> Self {
         ResponseHead {
             status,
-            headers: Vec::new(),
+            // Room for a typical response's fields in one allocation.
+            headers: Vec::with_capacity(8),
             body: ResponseBody::Empty,
             close: false,
         }
@@ -212,6 +213,15 @@ pub(crate) fn encode_head(
     framing: FramingField,
     connection: Option<&str>,
 ) {
+    // One allocation for the whole head (the output buffer is released
+    // while the connection is idle), not a doubling per field. 128: the
+    // status line, framing and connection fields with their punctuation.
+    let fields: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+    out.reserve(128 + date.len() + fields);
     out.extend_from_slice(b"HTTP/1.1 ");
     put_decimal(out, u64::from(head.status));
     out.push(b' ');
