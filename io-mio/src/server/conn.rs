@@ -4,6 +4,10 @@
 //! timer or finished password check; `drive` moves bytes and decisions
 //! until nothing more can happen, then the loop re-derives the socket's
 //! interest and deadline from the state left behind.
+//!
+//! rustls runs through its unbuffered API (`Tls`): the ciphertext
+//! buffers are ours, so an idle keep-alive connection holds none, like the
+//! core's own buffers.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown};
@@ -14,7 +18,8 @@ use mio::Interest;
 use portcullis_core::guard::pages::STRICT_TRANSPORT_SECURITY;
 use portcullis_core::guard::{Decision, Ticket};
 use portcullis_core::{BodyRead, Connection, Event, Now, Request, ResponseBody, ResponseHead};
-use rustls::ServerConnection;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 
 use super::log::{self, AccessRecord};
 use super::Shared;
@@ -24,6 +29,10 @@ use crate::static_files::{FileBody, SiteBody, SiteResponse};
 /// so that the kernel does not answer it with a reset that destroys the
 /// response in flight.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// The most plaintext encrypted at once (four full TLS records); the core
+/// keeps the rest until the socket took this.
+const SEND_CHUNK: usize = 64 * 1024;
 
 /// Which listener the connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +81,7 @@ struct Pending {
 /// One client connection.
 pub struct Conn {
     socket: TcpStream,
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<Tls>>,
     http: Connection,
     role: Role,
     /// The peer's address (the client's, unless a trusted proxy names it).
@@ -107,7 +116,7 @@ impl Conn {
     /// A connection accepted at `now`.
     pub fn new(
         socket: TcpStream,
-        tls: Option<ServerConnection>,
+        tls: Option<UnbufferedServerConnection>,
         role: Role,
         peer: IpAddr,
         shared: &Shared,
@@ -116,7 +125,7 @@ impl Conn {
         let handshake_deadline = tls.as_ref().map(|_| now.mono + shared.handshake_timeout);
         Conn {
             socket,
-            tls: tls.map(Box::new),
+            tls: tls.map(|conn| Box::new(Tls::new(conn))),
             http: Connection::new(now, shared.limits.clone()),
             role,
             peer,
@@ -262,6 +271,10 @@ impl Conn {
         } else if self.unfed.is_empty() && matches!(self.work, Work::Idle) {
             // Waiting for the next request: keep idle connections small.
             self.http.release_idle_buffers();
+            self.unfed = Vec::new();
+            if let Some(tls) = &mut self.tls {
+                tls.release_idle_buffers();
+            }
         }
     }
 
@@ -296,13 +309,12 @@ impl Conn {
                     &mut self.readable,
                     self.hung_up,
                 ),
-                Some(tls) => read_tls(
-                    tls,
+                Some(tls) => tls.read(
                     &mut self.socket,
                     &mut shared.scratch,
                     &mut self.readable,
-                    &mut self.peer_eof,
                     self.hung_up,
+                    &mut self.unfed,
                 ),
             };
             match got {
@@ -327,7 +339,8 @@ impl Conn {
                 }
                 Input::Nothing => return progress,
                 Input::TlsRefused => {
-                    // rustls queued an alert; send it, then close.
+                    // The alert rustls had to say is encoded; send it, then
+                    // close.
                     let _ = self.flush(now);
                     self.done = true;
                     return true;
@@ -447,13 +460,19 @@ impl Conn {
     }
 
     fn continue_body(&mut self, shared: &mut Shared, key: usize, now: Now) {
-        let Work::ReadingBody {
-            request,
-            mut body,
-            limit,
-        } = std::mem::replace(&mut self.work, Work::Idle)
-        else {
-            return;
+        // The body may have been read already (the head and the body came
+        // in apart, and the event for the body is late): then the request
+        // has moved on, and its state stays.
+        let (request, mut body, limit) = match std::mem::replace(&mut self.work, Work::Idle) {
+            Work::ReadingBody {
+                request,
+                body,
+                limit,
+            } => (request, body, limit),
+            other => {
+                self.work = other;
+                return;
+            }
         };
         loop {
             let room = (limit + 1)
@@ -624,17 +643,24 @@ impl Conn {
                 }
                 Some(tls) => {
                     let pending = self.http.pending_output();
-                    if !pending.is_empty() && !tls.is_handshaking() {
-                        // rustls takes what fits under its buffer limit.
-                        if let Ok(n) = tls.writer().write(pending) {
-                            if n > 0 {
-                                self.http.advance_output(now, n);
-                                moved = true;
-                            }
+                    // Encrypt more only once the last batch is out: until
+                    // then the core holds the rest (and times it out).
+                    let can_encrypt = !tls.failed && !tls.is_handshaking();
+                    if !pending.is_empty() && !tls.wants_write() && can_encrypt {
+                        let chunk = &pending[..pending.len().min(SEND_CHUNK)];
+                        let n = tls.encrypt(chunk, &mut self.unfed);
+                        if tls.failed {
+                            let _ = tls.write_to(&mut self.socket);
+                            self.done = true;
+                            return true;
+                        }
+                        if n > 0 {
+                            self.http.advance_output(now, n);
+                            moved = true;
                         }
                     }
                     if tls.wants_write() && self.writable {
-                        match tls.write_tls(&mut self.socket) {
+                        match tls.write_to(&mut self.socket) {
                             Ok(n) => moved |= n > 0,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                                 self.writable = false
@@ -659,11 +685,11 @@ impl Conn {
     /// close_notify), stop sending, and drain input for a moment.
     fn start_closing(&mut self, now: Now) {
         if let Some(tls) = &mut self.tls {
-            tls.send_close_notify();
+            tls.close_notify(&mut self.unfed);
             // One last write for the alert; if it does not fit now it is
             // not worth waiting for.
             while tls.wants_write() {
-                match tls.write_tls(&mut self.socket) {
+                match tls.write_to(&mut self.socket) {
                     Ok(n) if n > 0 => continue,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     _ => break,
@@ -694,7 +720,7 @@ fn count(log: &mut Option<Pending>, n: usize) {
 enum Input {
     /// Plaintext in the scratch buffer.
     Data(usize),
-    /// TLS records were processed (handshake), no plaintext yet.
+    /// TLS records were processed (their plaintext, if any, is in `unfed`).
     Progress,
     /// The peer finished sending.
     Eof,
@@ -737,65 +763,330 @@ fn read_plain(
     }
 }
 
-fn read_tls(
-    tls: &mut ServerConnection,
-    socket: &mut TcpStream,
-    scratch: &mut [u8],
-    readable: &mut bool,
-    peer_eof: &mut bool,
-    hung_up: bool,
-) -> Input {
-    // Plaintext rustls already holds comes first.
-    match tls.reader().read(scratch) {
-        Ok(0) => return Input::Eof, // close_notify
-        Ok(n) => return Input::Data(n),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        // TCP closed without close_notify: the end all the same (HTTP's
-        // own framing tells whether a request was cut).
-        Err(_) => return Input::Eof,
+/// rustls over the socket through its unbuffered API. The ciphertext
+/// buffers are ours: [`Tls::release_idle_buffers`] frees them while the
+/// connection waits, and they come back with the next read or write.
+/// [`Tls::run`] is the one place that drives rustls's state machine.
+struct Tls {
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received and not yet used: a partial record, or whole
+    /// records left while the core was full.
+    incoming: Vec<u8>,
+    /// The last run stopped at plaintext: `incoming` may hold more records.
+    records_waiting: bool,
+    /// Ciphertext for the peer; `outgoing[sent..]` is still to go.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// The peer sent close_notify: its input is complete.
+    peer_closed: bool,
+    /// rustls failed; all that is left is to send its alert (if it had one).
+    failed: bool,
+}
+
+/// What a run of the state machine does besides using the input.
+enum Out<'a> {
+    Nothing,
+    /// Encrypt this plaintext once the handshake allows.
+    Data(&'a [u8]),
+    /// Say close_notify.
+    CloseNotify,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// It handed over one record's plaintext; more records may follow.
+    Plaintext,
+    /// It needs more ciphertext from the peer (or has nothing to do).
+    Waiting,
+    /// The connection failed; rustls's alert, if any, is in `outgoing`.
+    Failed,
+}
+
+/// What a run did: input bytes used up, plaintext bytes encrypted, why it
+/// stopped.
+struct Ran {
+    used: usize,
+    encrypted: usize,
+    stop: Stop,
+}
+
+impl Tls {
+    fn new(conn: UnbufferedServerConnection) -> Tls {
+        Tls {
+            conn,
+            incoming: Vec::new(),
+            records_waiting: false,
+            outgoing: Vec::new(),
+            sent: 0,
+            peer_closed: false,
+            failed: false,
+        }
     }
-    if *peer_eof || !*readable || !tls.wants_read() {
-        return Input::Nothing;
+
+    fn is_handshaking(&self) -> bool {
+        !self.failed && self.conn.is_handshaking()
     }
-    loop {
-        let mut reader = ShortReads {
-            socket: &mut *socket,
-            drained: false,
-        };
-        match tls.read_tls(&mut reader) {
-            Ok(0) => *peer_eof = true,
-            Ok(_) => {
-                if reader.drained && !hung_up {
-                    *readable = false; // as in `read_plain`
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                *readable = false;
+
+    /// Whether ciphertext waits for the socket.
+    fn wants_write(&self) -> bool {
+        self.sent < self.outgoing.len()
+    }
+
+    /// Frees the buffers that hold nothing.
+    fn release_idle_buffers(&mut self) {
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        if !self.wants_write() {
+            self.outgoing = Vec::new();
+            self.sent = 0;
+        }
+    }
+
+    /// Runs the state machine over the ciphertext at hand, or over the next
+    /// read from the socket. Plaintext goes to `plain` (one record at a
+    /// time: the caller feeds it to the core before asking for more).
+    fn read(
+        &mut self,
+        socket: &mut TcpStream,
+        scratch: &mut [u8],
+        readable: &mut bool,
+        hung_up: bool,
+        plain: &mut Vec<u8>,
+    ) -> Input {
+        if self.failed {
+            return Input::TlsRefused;
+        }
+        if self.peer_closed {
+            return Input::Eof; // every record before close_notify was read
+        }
+        let stop = if self.records_waiting {
+            self.run_incoming(plain)
+        } else {
+            if !*readable {
                 return Input::Nothing;
             }
-            Err(_) => return Input::Broken,
+            let n = loop {
+                match socket.read(scratch) {
+                    // TCP closed (with or without close_notify): the end
+                    // all the same; HTTP's framing tells a cut request.
+                    Ok(0) => return Input::Eof,
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        *readable = false;
+                        return Input::Nothing;
+                    }
+                    Err(_) => return Input::Broken,
+                }
+            };
+            if n < scratch.len() && !hung_up {
+                *readable = false; // as in `read_plain`
+            }
+            if self.incoming.is_empty() {
+                // Usually whole records: used straight from the scratch
+                // buffer, only a partial record's tail is kept.
+                let ran = self.run(&mut scratch[..n], plain, Out::Nothing);
+                self.incoming.extend_from_slice(&scratch[ran.used..n]);
+                ran.stop
+            } else {
+                self.incoming.extend_from_slice(&scratch[..n]);
+                self.run_incoming(plain)
+            }
+        };
+        self.records_waiting = stop == Stop::Plaintext;
+        match stop {
+            Stop::Failed => Input::TlsRefused,
+            Stop::Plaintext | Stop::Waiting => Input::Progress,
         }
-        break;
     }
-    match tls.process_new_packets() {
-        Ok(_) => Input::Progress,
-        Err(_) => Input::TlsRefused,
+
+    /// Runs the state machine over `incoming` and drops what it used.
+    fn run_incoming(&mut self, plain: &mut Vec<u8>) -> Stop {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let ran = self.run(&mut incoming, plain, Out::Nothing);
+        incoming.drain(..ran.used);
+        self.incoming = incoming;
+        ran.stop
     }
-}
 
-/// The socket as rustls reads it, noting a short read (the socket is
-/// drained until the poller reports a new edge).
-struct ShortReads<'a> {
-    socket: &'a mut TcpStream,
-    drained: bool,
-}
+    /// Encrypts `data` into `outgoing`; returns how much of it was taken
+    /// (all of it, or nothing before the handshake is done).
+    fn encrypt(&mut self, data: &[u8], plain: &mut Vec<u8>) -> usize {
+        self.run(&mut [], plain, Out::Data(data)).encrypted
+    }
 
-impl Read for ShortReads<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.socket.read(buf)?;
-        self.drained |= n > 0 && n < buf.len();
+    /// Puts close_notify into `outgoing` (only once the handshake is done).
+    fn close_notify(&mut self, plain: &mut Vec<u8>) {
+        let _ = self.run(&mut [], plain, Out::CloseNotify);
+    }
+
+    /// Writes what waits in `outgoing` once; the buffer is reused from the
+    /// start when all of it went.
+    fn write_to(&mut self, socket: &mut TcpStream) -> io::Result<usize> {
+        let n = socket.write(&self.outgoing[self.sent..])?;
+        self.sent += n;
+        if self.sent == self.outgoing.len() {
+            self.outgoing.clear();
+            self.sent = 0;
+        }
         Ok(n)
+    }
+
+    /// Drives rustls until it waits for the peer: processes the ciphertext
+    /// in `input`, appends the plaintext of one record to `plain` (and then
+    /// stops), encodes what rustls has to send into `outgoing`, and carries
+    /// out `out` when the handshake allows.
+    fn run(&mut self, input: &mut [u8], plain: &mut Vec<u8>, out: Out<'_>) -> Ran {
+        let mut used = 0;
+        let mut encrypted = 0;
+        let mut out = out;
+        while !self.failed {
+            let UnbufferedStatus { mut discard, state } =
+                self.conn.process_tls_records(&mut input[used..]);
+            let stop = match state {
+                Err(_) => {
+                    self.failed = true;
+                    None
+                }
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    while let Some(record) = traffic.next_record() {
+                        match record {
+                            Ok(record) => {
+                                discard += record.discard;
+                                plain.extend_from_slice(record.payload);
+                            }
+                            Err(_) => self.failed = true,
+                        }
+                    }
+                    Some(Stop::Plaintext)
+                }
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    self.failed = !append(&mut self.outgoing, 1024, |buf| {
+                        encode.encode(buf).map_err(encode_room)
+                    });
+                    None
+                }
+                // The encoded records wait in `outgoing`; rustls need not
+                // know when they leave.
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    None
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    None
+                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let wrote = match std::mem::replace(&mut out, Out::Nothing) {
+                        Out::Nothing => None,
+                        Out::Data(data) => {
+                            // Room for the records' overhead; rustls says
+                            // when it needs more.
+                            let guess = data.len() + 256 * (data.len() / 16384 + 1);
+                            let ok = append(&mut self.outgoing, guess, |buf| {
+                                traffic.encrypt(data, buf).map_err(encrypt_room)
+                            });
+                            if ok {
+                                encrypted = data.len();
+                            }
+                            Some(ok)
+                        }
+                        Out::CloseNotify => Some(append(&mut self.outgoing, 256, |buf| {
+                            traffic.queue_close_notify(buf).map_err(encrypt_room)
+                        })),
+                    };
+                    match wrote {
+                        // Another pass encodes what the write queued (a
+                        // key update, say), then stops here.
+                        Some(ok) => {
+                            self.failed = !ok;
+                            None
+                        }
+                        None => Some(Stop::Waiting),
+                    }
+                }
+                // BlockedHandshake and Closed; early data is never
+                // accepted (the config does not offer it).
+                Ok(_) => Some(Stop::Waiting),
+            };
+            used += discard;
+            if let Some(stop) = stop {
+                if !self.failed {
+                    return Ran {
+                        used,
+                        encrypted,
+                        stop,
+                    };
+                }
+            }
+        }
+        self.encode_alert();
+        Ran {
+            used,
+            encrypted,
+            stop: Stop::Failed,
+        }
+    }
+
+    /// After a failure: encodes what rustls queued (its fatal alert, when
+    /// it has one to say) without letting it read any further.
+    fn encode_alert(&mut self) {
+        while self.conn.wants_write() {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Ok(ConnectionState::EncodeTlsData(mut encode)) = state else {
+                break;
+            };
+            if !append(&mut self.outgoing, 1024, |buf| {
+                encode.encode(buf).map_err(encode_room)
+            }) {
+                break;
+            }
+        }
+    }
+}
+
+/// How much room an encoding needs, if that is why it failed.
+fn encode_room(error: EncodeError) -> Option<usize> {
+    match error {
+        EncodeError::InsufficientSize(size) => Some(size.required_size),
+        _ => None,
+    }
+}
+
+/// How much room an encryption needs, if that is why it failed.
+fn encrypt_room(error: EncryptError) -> Option<usize> {
+    match error {
+        EncryptError::InsufficientSize(size) => Some(size.required_size),
+        _ => None,
+    }
+}
+
+/// Appends to `buf` what `write` puts into fresh room after it: first
+/// `guess` bytes, then as many as `write` says it needs (it answers
+/// `Err(Some(needed))` for too little room, `Err(None)` for a failure).
+/// Returns whether `write` succeeded.
+fn append(
+    buf: &mut Vec<u8>,
+    guess: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Option<usize>>,
+) -> bool {
+    let start = buf.len();
+    let mut room = guess;
+    loop {
+        buf.resize(start + room, 0);
+        match write(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return true;
+            }
+            Err(Some(needed)) if needed > room => room = needed,
+            Err(_) => {
+                buf.truncate(start);
+                return false;
+            }
+        }
     }
 }
 
@@ -840,5 +1131,197 @@ fn plain_response(status: u16, text: &str) -> SiteResponse {
             .header("Cache-Control", "no-store")
             .body(ResponseBody::Length(body.len() as u64)),
         body: SiteBody::Bytes(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::sync::Arc;
+
+    use rustls::pki_types::ServerName;
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    use super::*;
+
+    /// The server's `Tls` on one end of a loopback socket, a rustls client
+    /// on the other.
+    struct Pair {
+        server: Tls,
+        socket: TcpStream,
+        /// Plaintext the server received.
+        received: Vec<u8>,
+        client: ClientConnection,
+        client_socket: StdStream,
+        /// Plaintext the client received.
+        answer: Vec<u8>,
+        /// The client saw close_notify.
+        closed: bool,
+        scratch: Vec<u8>,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let setup = crate::tls::self_signed().expect("a demo certificate");
+            let mut roots = RootCertStore::empty();
+            roots
+                .add(setup.leaf.clone())
+                .expect("the leaf as trust anchor");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("default versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let name = ServerName::try_from("localhost").expect("a name");
+            let client = ClientConnection::new(Arc::new(config), name).expect("a client");
+            let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
+            let client_socket =
+                StdStream::connect(listener.local_addr().expect("its address")).expect("connect");
+            client_socket.set_nonblocking(true).expect("non-blocking");
+            let (accepted, _) = listener.accept().expect("accept");
+            accepted.set_nonblocking(true).expect("non-blocking");
+            let server = UnbufferedServerConnection::new(setup.config).expect("a server");
+            Pair {
+                server: Tls::new(server),
+                socket: TcpStream::from_std(accepted),
+                received: Vec::new(),
+                client,
+                client_socket,
+                answer: Vec::new(),
+                closed: false,
+                scratch: vec![0; 32 * 1024],
+            }
+        }
+
+        /// The server reads all there is, then sends all it has.
+        fn serve(&mut self) {
+            loop {
+                let mut readable = true;
+                let input = self.server.read(
+                    &mut self.socket,
+                    &mut self.scratch,
+                    &mut readable,
+                    false,
+                    &mut self.received,
+                );
+                match input {
+                    Input::Progress => continue,
+                    Input::Nothing => break,
+                    _ => panic!("the server's read failed"),
+                }
+            }
+            while self.server.wants_write() {
+                self.server
+                    .write_to(&mut self.socket)
+                    .expect("server write");
+            }
+        }
+
+        /// The client sends what it has and takes in what came.
+        fn client_turn(&mut self) {
+            while self.client.wants_write() {
+                self.client
+                    .write_tls(&mut self.client_socket)
+                    .expect("client write");
+            }
+            match self.client.read_tls(&mut self.client_socket) {
+                Ok(_) => {
+                    self.client.process_new_packets().expect("the client");
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("client read: {e}"),
+            }
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.client.reader().read(&mut buf) {
+                    Ok(0) => break self.closed = true,
+                    Ok(n) => self.answer.extend_from_slice(&buf[..n]),
+                    Err(_) => break,
+                }
+            }
+        }
+
+        /// Both sides take turns until `done` (loopback: a few turns).
+        fn until(&mut self, done: impl Fn(&Pair) -> bool) {
+            for _ in 0..500 {
+                self.client_turn();
+                self.serve();
+                if done(self) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("the exchange stalled");
+        }
+
+        fn holds_no_buffers(&self) -> bool {
+            self.server.incoming.capacity() == 0 && self.server.outgoing.capacity() == 0
+        }
+    }
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 204 No Content\r\n\r\n";
+
+    #[test]
+    fn an_idle_connection_holds_no_ciphertext_buffers_between_requests() {
+        let mut pair = Pair::new();
+        pair.until(|p| !p.client.is_handshaking() && !p.server.is_handshaking());
+        assert_eq!(pair.server.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+
+        // Handshake done, tickets sent: nothing is kept for the wait.
+        pair.server.release_idle_buffers();
+        assert!(pair.holds_no_buffers());
+
+        // A request and its answer bring the buffers back for a while…
+        pair.client.writer().write_all(REQUEST).expect("request");
+        pair.until(|p| p.received.len() >= REQUEST.len());
+        assert_eq!(pair.received, REQUEST);
+        assert_eq!(
+            pair.server.encrypt(RESPONSE, &mut pair.received),
+            RESPONSE.len()
+        );
+        assert!(pair.server.wants_write());
+        pair.until(|p| p.answer.len() >= RESPONSE.len());
+        assert_eq!(pair.answer, RESPONSE);
+
+        // …and the next wait frees them again.
+        pair.server.release_idle_buffers();
+        assert!(pair.holds_no_buffers());
+
+        // Goodbye: the client sees close_notify.
+        pair.server.close_notify(&mut pair.received);
+        pair.until(|p| p.closed);
+    }
+
+    #[test]
+    fn a_record_cut_in_two_is_kept_until_its_rest_comes() {
+        let mut pair = Pair::new();
+        pair.until(|p| !p.client.is_handshaking() && !p.server.is_handshaking());
+        pair.received.clear();
+
+        // The request's record, sent in two halves.
+        pair.client.writer().write_all(REQUEST).expect("request");
+        let mut record = Vec::new();
+        while pair.client.wants_write() {
+            pair.client.write_tls(&mut record).expect("encode");
+        }
+        let half = record.len() / 2;
+        pair.client_socket
+            .write_all(&record[..half])
+            .expect("first half");
+        pair.until(|p| p.server.incoming.len() == half);
+        assert!(pair.received.is_empty(), "no plaintext from half a record");
+        pair.server.release_idle_buffers();
+        assert_eq!(pair.server.incoming.len(), half, "the half is kept");
+
+        pair.client_socket
+            .write_all(&record[half..])
+            .expect("second half");
+        pair.until(|p| p.received.len() >= REQUEST.len());
+        assert_eq!(pair.received, REQUEST);
+        pair.server.release_idle_buffers();
+        assert!(pair.holds_no_buffers());
     }
 }

@@ -451,11 +451,12 @@ impl Server {
             }
             let _ = socket.set_nodelay(true);
             let (tls, role) = match (token, &self.tls, self.https_addr) {
-                (HTTPS, Some(config), _) => match rustls::ServerConnection::new(Arc::clone(config))
-                {
-                    Ok(tls) => (Some(tls), Role::Site),
-                    Err(_) => continue,
-                },
+                (HTTPS, Some(config), _) => {
+                    match rustls::server::UnbufferedServerConnection::new(Arc::clone(config)) {
+                        Ok(tls) => (Some(tls), Role::Site),
+                        Err(_) => continue,
+                    }
+                }
                 (_, Some(_), Some(https)) => (
                     None,
                     Role::Redirect {
