@@ -3,6 +3,8 @@
 
 mod server_support;
 
+use std::io::Write;
+
 use server_support::{hidden_field, wait_until, Browser, TestServer, PASSWORD, USER};
 
 #[test]
@@ -53,4 +55,31 @@ fn a_wrong_password_gets_the_form_again_and_no_session() {
     assert!(login.text().contains("Wrong username or password."));
     assert!(!browser.jar.contains_key("__Host-portcullis"));
     assert_eq!(browser.get("/").status, 303);
+}
+
+#[test]
+fn a_login_whose_head_and_body_come_in_separate_records_is_answered() {
+    // Python's http.client and others send the head and the form as two
+    // TLS records; the body then becomes readable only after the guard has
+    // already asked for it, and the password check must still be answered.
+    let server = TestServer::start(|_, _| {});
+    let mut browser = Browser::new(&server);
+    let post = browser.login_post_bytes(USER, PASSWORD);
+    let split = post
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let server_support::Stream::Tls(tls) = &mut browser.client.stream else {
+        panic!("the test server speaks TLS");
+    };
+    // Two records, one TCP write.
+    tls.conn.writer().write_all(&post[..split]).unwrap();
+    tls.conn.writer().write_all(&post[split..]).unwrap();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut tls.sock).unwrap();
+    }
+    let login = browser.client.read_response(false).unwrap();
+    assert_eq!(login.status, 303, "{}", login.text());
+    assert!(!login.cookies().is_empty(), "a session cookie");
 }
