@@ -1366,7 +1366,7 @@ class Bench:
             f"config: `workers = 1`, `access-log = false`, `max-connections` and `max-connections-per-client` "
             f"{plan.idle_conns + 5000}, the rest default (`secure-cookies = true`: the session cookie is "
             f"`__Host-portcullis` on the plain listener too, as behind a TLS-terminating proxy; "
-            f"`verify-queue = 64`).",
+            f"`verify-queue = 64`, `verify-priority = \"idle\"`).",
             "- nginx: `worker_processes 1`, `access_log off`, `keepalive_requests 1000000000`, "
             "`ssl_protocols TLSv1.3`, the same cipher suite and group as Portcullis; "
             'the page behind `if ($http_cookie != "<the same Cookie header>") { return 403; }` '

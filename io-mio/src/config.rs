@@ -17,7 +17,8 @@
 //! `idle-timeout`, `absolute-timeout`, `public`, `demo`), plus keys that
 //! have no flag (`site-name`, `secure-cookies`, `basic-realm`,
 //! `trusted-proxies`, `max-connections`, `max-connections-per-client`,
-//! `workers`, `verify-queue`, `handshake-timeout`, `shutdown-timeout`,
+//! `workers`, `verify-queue`, `verify-priority`, `handshake-timeout`,
+//! `shutdown-timeout`,
 //! `access-log`, `session-capacity`, and `bench-preload-sessions` for
 //! benchmarks). An unknown key is an error, so a typo never passes
 //! silently. A key that a flag overrides is still checked.
@@ -184,6 +185,9 @@ pub struct Settings {
     /// Password checks that may wait for a worker (`verify-queue`, file
     /// only); more are answered 503 at once. Default 64; from 1 to 65536.
     pub verify_queue: usize,
+    /// How password checks share the CPU (`verify-priority`, file only).
+    /// Default `idle`.
+    pub verify_priority: VerifyPriority,
     /// How long a TLS handshake may take (`handshake-timeout`, file only).
     /// Default `10s`; more than zero.
     pub handshake_timeout: Duration,
@@ -222,6 +226,24 @@ pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60)
 /// The longest duration accepted for any key: beyond it a deadline is
 /// meaningless, and far beyond it `Instant` arithmetic would overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+/// How password checks (argon2id: tens of milliseconds of CPU each) share
+/// the CPU with the event loop and with the rest of the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VerifyPriority {
+    /// Only CPU time nothing else wants (Linux `SCHED_IDLE`; elsewhere as
+    /// `low`): a login storm never delays pages, since the loop takes the
+    /// CPU back the moment it wakes. On a machine kept busy by other work,
+    /// checks wait until it has time to spare.
+    #[default]
+    Idle,
+    /// The lowest nice value (19): checks get a small share of a busy
+    /// machine, but may finish their time slice (milliseconds) before the
+    /// loop runs again.
+    Low,
+    /// The same priority as the rest of the server.
+    Normal,
+}
+
 /// The default `workers` is the number of CPUs, but at most this.
 pub const DEFAULT_WORKERS_CAP: usize = 8;
 /// The largest `session-capacity` (and `bench-preload-sessions`).
@@ -570,6 +592,13 @@ pub fn resolve(args: &ServeArgs, file: Option<&ConfigFile>) -> Result<Settings, 
     )?;
     let workers = given("workers", None, file, |k| &k.workers, to_integer)?;
     let verify_queue = given("verify-queue", None, file, |k| &k.verify_queue, to_integer)?;
+    let verify_priority = given(
+        "verify-priority",
+        None,
+        file,
+        |k| &k.verify_priority,
+        to_priority,
+    )?;
     let handshake = given(
         "handshake-timeout",
         None,
@@ -792,6 +821,7 @@ pub fn resolve(args: &ServeArgs, file: Option<&ConfigFile>) -> Result<Settings, 
         max_connections_per_client: count(max_per_client, 256, 1_000_000)?,
         workers: count(workers, default_workers(), 256)?,
         verify_queue: count(verify_queue, 64, 65_536)?,
+        verify_priority: verify_priority.map_or(VerifyPriority::default(), |p| p.value),
         handshake_timeout: handshake.value,
         shutdown_timeout: shutdown.value,
         access_log: access_log.is_none_or(|a| a.value),
@@ -823,6 +853,7 @@ struct FileKeys {
     max_connections_per_client: Option<Spanned<Value>>,
     workers: Option<Spanned<Value>>,
     verify_queue: Option<Spanned<Value>>,
+    verify_priority: Option<Spanned<Value>>,
     handshake_timeout: Option<Spanned<Value>>,
     shutdown_timeout: Option<Spanned<Value>>,
     access_log: Option<Spanned<Value>>,
@@ -958,6 +989,15 @@ fn to_string(value: &Value, _: &Path) -> Result<String, String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         other => Err(expected("a string", other)),
+    }
+}
+
+fn to_priority(value: &Value, dir: &Path) -> Result<VerifyPriority, String> {
+    match to_string(value, dir).as_deref() {
+        Ok("idle") => Ok(VerifyPriority::Idle),
+        Ok("low") => Ok(VerifyPriority::Low),
+        Ok("normal") => Ok(VerifyPriority::Normal),
+        _ => Err(expected("\"idle\", \"low\" or \"normal\"", value)),
     }
 }
 
@@ -1206,6 +1246,7 @@ mod tests {
                 max_connections_per_client: 256,
                 workers: default_workers(),
                 verify_queue: 64,
+                verify_priority: VerifyPriority::Idle,
                 handshake_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(10),
                 access_log: true,
@@ -1622,6 +1663,11 @@ mod tests {
                 "key `workers`: expected a whole number, found a string \"4\"",
             ),
             (
+                "verify-priority = \"lowest\"",
+                "key `verify-priority`: expected \"idle\", \"low\" or \"normal\", found a string \
+                 \"lowest\"",
+            ),
+            (
                 "demo = \"yes\"",
                 "key `demo`: expected true or false, found a string \"yes\"",
             ),
@@ -1736,6 +1782,7 @@ mod tests {
              max-connections-per-client = 20\n\
              workers = 3\n\
              verify-queue = 10\n\
+             verify-priority = \"low\"\n\
              handshake-timeout = \"5s\"\n\
              shutdown-timeout = \"1m\"\n\
              access-log = false\n\
@@ -1757,6 +1804,7 @@ mod tests {
         assert_eq!(settings.max_connections_per_client, 20);
         assert_eq!(settings.workers, 3);
         assert_eq!(settings.verify_queue, 10);
+        assert_eq!(settings.verify_priority, VerifyPriority::Low);
         assert_eq!(settings.handshake_timeout, Duration::from_secs(5));
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(60));
         assert!(!settings.access_log);

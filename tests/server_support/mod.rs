@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_core::cred::{hash_password, HashParams, PasswordFile};
 use portcullis_core::random::TestRng;
-use portcullis_mio::config::{Settings, TlsSource, UsersSource};
+use portcullis_mio::config::{Settings, TlsSource, UsersSource, VerifyPriority};
 use portcullis_mio::serve_cmd;
 use portcullis_mio::server::{Server, ServerHandle};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -51,6 +51,7 @@ pub fn test_settings(dir: &TempDir) -> Settings {
         max_connections_per_client: 1000,
         workers: 2,
         verify_queue: 16,
+        verify_priority: VerifyPriority::default(),
         handshake_timeout: Duration::from_secs(10),
         shutdown_timeout: Duration::from_secs(10),
         access_log: false,

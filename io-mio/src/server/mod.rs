@@ -272,7 +272,12 @@ impl Server {
         for i in 0..settings.bench_preload_sessions {
             let _cookie = guard.start_session(preload_now, &format!("bench-user-{}", i / per_user));
         }
-        let pool = VerifyPool::start(settings.workers, settings.verify_queue, Arc::clone(&waker))?;
+        let pool = VerifyPool::start(
+            settings.workers,
+            settings.verify_queue,
+            settings.verify_priority,
+            Arc::clone(&waker),
+        )?;
         let upgrades = prepared.users_path.clone().map(spawn_upgrade_writer);
         let now = Instant::now();
         Ok(Server {

@@ -12,6 +12,8 @@ use mio::Waker;
 use portcullis_core::cred::{Verdict, VerifyJob};
 use portcullis_core::guard::Ticket;
 
+use crate::config::VerifyPriority;
+
 /// A finished check, on its way back to the loop.
 pub struct Done {
     /// The connection that asked (its slab key).
@@ -39,9 +41,14 @@ pub struct VerifyPool {
 }
 
 impl VerifyPool {
-    /// Starts `workers` threads behind a queue of `queue` waiting jobs;
-    /// each finished job wakes the loop through `waker`.
-    pub fn start(workers: usize, queue: usize, waker: Arc<Waker>) -> std::io::Result<VerifyPool> {
+    /// Starts `workers` threads at `priority` behind a queue of `queue`
+    /// waiting jobs; each finished job wakes the loop through `waker`.
+    pub fn start(
+        workers: usize,
+        queue: usize,
+        priority: VerifyPriority,
+        waker: Arc<Waker>,
+    ) -> std::io::Result<VerifyPool> {
         let (tasks, inbox) = mpsc::sync_channel::<Task>(queue);
         let inbox = Arc::new(Mutex::new(inbox));
         let (done_tx, done) = mpsc::channel();
@@ -53,7 +60,7 @@ impl VerifyPool {
             let handle = thread::Builder::new()
                 .name(format!("verify-{n}"))
                 .spawn(move || {
-                    lower_priority();
+                    lower_priority(priority);
                     work(&inbox, &done_tx, &waker);
                 })?;
             handles.push(handle);
@@ -108,13 +115,30 @@ fn work(inbox: &Mutex<Receiver<Task>>, done: &Sender<Done>, waker: &Waker) {
     }
 }
 
-/// Password checks yield to the event loop: on a busy machine a login
-/// storm takes only the CPU time that serving pages leaves over, so users
-/// already logged in are not slowed down (the queue in front stays
-/// bounded; beyond it logins get 503). Nice 19 rather than SCHED_IDLE:
-/// checks still progress under constant load.
-fn lower_priority() {
+/// Password checks yield to the event loop (see [`VerifyPriority`]): on a
+/// busy machine a login storm takes only the CPU time that serving pages
+/// leaves over, so users already logged in are not slowed down (the queue
+/// in front stays bounded; beyond it logins get 503).
+fn lower_priority(priority: VerifyPriority) {
     use thread_priority::{set_current_thread_priority, ThreadPriority};
+    match priority {
+        VerifyPriority::Normal => return,
+        VerifyPriority::Low => {}
+        VerifyPriority::Idle => {
+            #[cfg(target_os = "linux")]
+            {
+                use thread_priority::{
+                    set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+                    ThreadSchedulePolicy,
+                };
+                let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+                let native = thread_native_id();
+                if set_thread_priority_and_policy(native, ThreadPriority::Min, idle).is_ok() {
+                    return;
+                }
+            }
+        }
+    }
     // Not fatal: without it checks just compete as equals.
     let _ = set_current_thread_priority(ThreadPriority::Min);
 }
@@ -125,6 +149,40 @@ impl Drop for VerifyPool {
         self.tasks = None;
         for worker in self.workers.drain(..) {
             let _ = worker.join();
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use thread_priority::{
+        thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+    };
+
+    /// The scheduling policy a worker thread ends up with at `priority`.
+    fn policy_at(priority: VerifyPriority) -> ThreadSchedulePolicy {
+        thread::spawn(move || {
+            lower_priority(priority);
+            thread_schedule_policy().expect("the thread's own policy")
+        })
+        .join()
+        .expect("the thread ran")
+    }
+
+    #[test]
+    fn idle_workers_run_only_when_nothing_else_wants_the_cpu() {
+        // An unprivileged thread may always lower itself to SCHED_IDLE.
+        assert_eq!(
+            policy_at(VerifyPriority::Idle),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
+        for priority in [VerifyPriority::Low, VerifyPriority::Normal] {
+            assert_eq!(
+                policy_at(priority),
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+                "{priority:?}"
+            );
         }
     }
 }
