@@ -1363,7 +1363,11 @@ class Bench:
             "0",
         )
         commit = run_quiet(["git", "-C", str(self.repo), "rev-parse", "--short", "HEAD"])
-        dirty = run_quiet(["git", "-C", str(self.repo), "status", "--porcelain", "--untracked-files=no"])
+        # The results file of an earlier run does not change what is measured.
+        dirty = run_quiet(
+            ["git", "-C", str(self.repo), "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":!bench/RESULTS.md"]
+        )  # fmt: skip
         wrk_version = run_quiet(["wrk", "-v"]).splitlines()[0]
         versions = [
             run_quiet([str(self.bin), "--version"]),
