@@ -525,13 +525,11 @@ fn guessed_content_type(name: &str) -> Cow<'static, str> {
     let Some(essence) = mime_guess::from_path(name).first_raw() else {
         return Cow::Borrowed("application/octet-stream");
     };
-    match essence {
-        "text/html" => Cow::Borrowed("text/html; charset=utf-8"),
-        "text/css" => Cow::Borrowed("text/css; charset=utf-8"),
-        "text/plain" => Cow::Borrowed("text/plain; charset=utf-8"),
-        "application/javascript" => Cow::Borrowed("application/javascript; charset=utf-8"),
-        text if text.starts_with("text/") => Cow::Owned(format!("{text}; charset=utf-8")),
-        other => Cow::Borrowed(other),
+    // The common text types never get here (see `common_content_type`).
+    if essence.starts_with("text/") || essence == "application/javascript" {
+        Cow::Owned(format!("{essence}; charset=utf-8"))
+    } else {
+        Cow::Borrowed(essence)
     }
 }
 
